@@ -1,0 +1,101 @@
+"""Tailor the generated service to the answers by removing what they exclude.
+
+PRUNE_RULES is the only place that says which files each profile and option
+removes. It is plain data so that every entry point reads the same table: this
+hook for the cookiecutter CLI, the Backstage template's fs:delete steps (made
+from it by scripts/render_backstage.py) and the tests. The hook only deletes,
+so a run on its own output changes nothing, and it needs no network. It runs
+git only when the git_init answer asks for it.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+# Each rule removes its paths (relative to the service root) when every answer
+# named in "when" has one of the listed values.
+PRUNE_RULES = (
+    {
+        "name": "api-only profile has no worker or job queue",
+        "when": {"profile": ["api"]},
+        "remove": [
+            "cmd/worker",
+            "internal/jobs",
+            "internal/queue",
+            "internal/worker",
+        ],
+    },
+    {
+        "name": "worker-only profile has no HTTP API",
+        "when": {"profile": ["worker"]},
+        "remove": [
+            "cmd/api",
+        ],
+    },
+    {
+        "name": "no CI workflows without GitHub Actions",
+        "when": {"ci": ["none"]},
+        "remove": [
+            ".github",
+        ],
+    },
+)
+
+TRUE_WORDS = frozenset({"true", "yes", "y", "1", "on"})
+
+
+def rule_applies(rule, answers):
+    return all(str(answers.get(key)) in values for key, values in rule["when"].items())
+
+
+def paths_to_remove(answers):
+    """Return the relative paths that the answers exclude, in table order."""
+    paths = []
+    for rule in PRUNE_RULES:
+        if rule_applies(rule, answers):
+            paths.extend(rule["remove"])
+    return paths
+
+
+def remove_path(root, relative):
+    target = root / relative
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    elif target.exists() or target.is_symlink():
+        target.unlink()
+
+
+def wants_git(answers):
+    return str(answers.get("git_init")).strip().lower() in TRUE_WORDS
+
+
+def init_git_repository(root):
+    commands = [
+        ["git", "init", "--quiet", "--initial-branch=main"],
+        ["git", "add", "--all"],
+        ["git", "commit", "--quiet", "--message", "Generate service from template"],
+    ]
+    try:
+        for command in commands:
+            subprocess.run(command, cwd=root, check=True)
+    except (OSError, subprocess.CalledProcessError) as error:
+        # The service itself is complete, so a git failure (git missing, no
+        # user.name configured) is reported without removing the project.
+        print(f"warning: git_init failed: {error}", file=sys.stderr)
+        print(f"Run 'git init' in {root} yourself.", file=sys.stderr)
+
+
+def main():
+    answers = json.loads(r"""{{ cookiecutter | jsonify }}""")
+    root = Path.cwd()
+    for relative in paths_to_remove(answers):
+        remove_path(root, relative)
+    if wants_git(answers) and not (root / ".git").exists():
+        init_git_repository(root)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
