@@ -1,11 +1,11 @@
-"""Tailor the generated service to the answers by removing what they exclude.
+"""Tailor the generated service by removing what the context variables exclude.
 
 PRUNE_RULES is the only place that says which files each profile and option
 removes. It is plain data so that every entry point reads the same table: this
 hook for the cookiecutter CLI, the Backstage template's fs:delete steps (made
 from it by scripts/render_backstage.py) and the tests. The hook only deletes,
 so a run on its own output changes nothing, and it needs no network. It runs
-git only when the git_init answer asks for it.
+git only when the git_init variable asks for it.
 """
 
 import json
@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-# Each rule removes its paths (relative to the service root) when every answer
-# named in "when" has one of the listed values.
+# Each rule removes its paths (relative to the service root) when every context
+# variable named in "when" has one of the listed values.
 PRUNE_RULES = (
     {
         "name": "api-only profile has no worker or job queue",
@@ -46,15 +46,15 @@ PRUNE_RULES = (
 TRUE_WORDS = frozenset({"true", "yes", "y", "1", "on"})
 
 
-def rule_applies(rule, answers):
-    return all(str(answers.get(key)) in values for key, values in rule["when"].items())
+def rule_applies(rule, context):
+    return all(str(context.get(key)) in values for key, values in rule["when"].items())
 
 
-def paths_to_remove(answers):
-    """Return the relative paths that the answers exclude, in table order."""
+def paths_to_remove(context):
+    """Return the relative paths that the context excludes, in table order."""
     paths = []
     for rule in PRUNE_RULES:
-        if rule_applies(rule, answers):
+        if rule_applies(rule, context):
             paths.extend(rule["remove"])
     return paths
 
@@ -67,8 +67,8 @@ def remove_path(root, relative):
         target.unlink()
 
 
-def wants_git(answers):
-    return str(answers.get("git_init")).strip().lower() in TRUE_WORDS
+def wants_git(context):
+    return str(context.get("git_init")).strip().lower() in TRUE_WORDS
 
 
 def init_git_repository(root):
@@ -88,12 +88,17 @@ def init_git_repository(root):
 
 
 def main():
-    answers = json.loads(r"""{{ cookiecutter | jsonify }}""")
+    context = json.loads(r"""{{ cookiecutter | jsonify }}""")
     root = Path.cwd()
-    for relative in paths_to_remove(answers):
+    for relative in paths_to_remove(context):
         remove_path(root, relative)
-    if wants_git(answers) and not (root / ".git").exists():
-        init_git_repository(root)
+    if wants_git(context) and not (root / ".git").exists():
+        if "_commit" in context:
+            # cruft sets _commit and re-runs this hook in the temporary bakes
+            # that its updates compare, where a .git folder would join the diff.
+            print("note: git_init is skipped under cruft; run 'git init' yourself.")
+        else:
+            init_git_repository(root)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Validate the answers before cookiecutter writes any file of the service.
+"""Validate the context variables before any file of the service is written.
 
 Every answer that ends up in a file name, an image name, a Kubernetes object
 or Go source is checked here. All problems are reported together, each with
@@ -33,8 +33,6 @@ CHOICES = {
 BOOLEAN_ANSWERS = ("cruft_check", "git_init")
 TRUE_WORDS = frozenset({"true", "yes", "y", "1", "on"})
 FALSE_WORDS = frozenset({"false", "no", "n", "0", "off"})
-
-FREE_TEXT_ANSWERS = ("project_name", "description", "owner")
 
 # Kubernetes names such as "<slug>-worker" must stay DNS-1123 labels of at most
 # 63 characters, so the slug leaves room for the longest suffix.
@@ -207,6 +205,18 @@ def check_free_text(value):
     return None
 
 
+def check_owner(value):
+    problem = check_free_text(value)
+    if problem:
+        return problem
+    if not re.search(r"[A-Za-z0-9]", value):
+        return (
+            "needs at least one ASCII letter or digit, because the catalog entry's "
+            "owner reference is made from them"
+        )
+    return None
+
+
 def check_image_repository(value):
     if value != value.lower():
         return "must be lowercase, as image references are"
@@ -218,14 +228,15 @@ def check_image_repository(value):
     return None
 
 
-def find_problems(answers):
+def find_problems(context):
     """Return one message per invalid answer, in the order of the questions."""
     checks = [("project_slug", check_slug), ("module_path", check_module_path)]
-    checks += [(name, check_free_text) for name in FREE_TEXT_ANSWERS]
+    checks += [("project_name", check_free_text), ("description", check_free_text)]
+    checks += [("owner", check_owner)]
     checks += [("image_repository", check_image_repository)]
     problems = []
     for name, check in checks:
-        value = answers.get(name)
+        value = context.get(name)
         if not isinstance(value, str):
             problems.append(f"{name}: missing or not a string (got {value!r})")
             continue
@@ -233,23 +244,23 @@ def find_problems(answers):
         if problem:
             problems.append(f"{name}={value!r} {problem}")
     for name, allowed in CHOICES.items():
-        value = str(answers.get(name))
+        value = str(context.get(name))
         if value not in allowed:
             problems.append(
                 f"{name}={value!r} is not one of the choices: {', '.join(allowed)}"
             )
     for name in BOOLEAN_ANSWERS:
-        if parse_boolean(answers.get(name)) is None:
+        if parse_boolean(context.get(name)) is None:
             problems.append(
-                f"{name}={answers.get(name)!r} is not a yes/no answer; "
+                f"{name}={context.get(name)!r} is not a yes/no answer; "
                 "use true/false, yes/no or 1/0"
             )
     return problems
 
 
 def main():
-    answers = json.loads(r"""{{ cookiecutter | jsonify }}""")
-    problems = find_problems(answers)
+    context = json.loads(r"""{{ cookiecutter | jsonify }}""")
+    problems = find_problems(context)
     if not problems:
         return 0
     print(

@@ -90,6 +90,7 @@ INVALID_ANSWERS = {
         ["image_repository", "no tag"],
     ),
     "owner-empty": (["owner= "], ["owner", "empty"]),
+    "owner-punctuation": (["owner=#!?"], ["owner", "letter or digit"]),
     "name-newline": (
         ["project_name=Two\nlines", "project_slug=two"],
         ["project_name", "control"],
