@@ -25,6 +25,13 @@ PRUNE_RULES = (
             "internal/jobs",
             "internal/queue",
             "internal/worker",
+            "deploy/kubernetes/base/worker-deployment.yaml",
+            "deploy/kubernetes/base/worker-hpa.yaml",
+            "deploy/kubernetes/base/worker-networkpolicy.yaml",
+            "deploy/kubernetes/base/worker-pdb.yaml",
+            "deploy/kubernetes/base/worker-serviceaccount.yaml",
+            "deploy/kubernetes/overlays/development/worker-patch.yaml",
+            "deploy/kubernetes/overlays/production/worker-patch.yaml",
         ],
     },
     {
@@ -32,6 +39,14 @@ PRUNE_RULES = (
         "when": {"profile": ["worker"]},
         "remove": [
             "cmd/api",
+            "deploy/kubernetes/base/api-deployment.yaml",
+            "deploy/kubernetes/base/api-hpa.yaml",
+            "deploy/kubernetes/base/api-networkpolicy.yaml",
+            "deploy/kubernetes/base/api-pdb.yaml",
+            "deploy/kubernetes/base/api-service.yaml",
+            "deploy/kubernetes/base/api-serviceaccount.yaml",
+            "deploy/kubernetes/overlays/development/api-patch.yaml",
+            "deploy/kubernetes/overlays/production/api-patch.yaml",
         ],
     },
     {

@@ -1,0 +1,138 @@
+package redisqueue
+
+import "github.com/redis/go-redis/v9"
+
+// The scripts below are the queue's state changes that touch more than one
+// key. Redis runs a script without interleaving other commands. That makes
+// "check the job's status, then change it and acknowledge the entry" safe
+// when two workers hold deliveries of the same job. go-redis sends EVALSHA and
+// falls back to EVAL, so a restarted Redis with an empty script cache needs
+// nothing special.
+//
+// Acknowledged entries are also deleted (XACK then XDEL): the stream then
+// holds only unfinished work, and the group can be recreated from id 0
+// without replaying old jobs. Finished jobs (done or failed) never change
+// again: a late delivery of one is acknowledged and left alone.
+//
+// Scripts that schedule by time read the clock of Redis (TIME) rather than of
+// the caller, so workers on hosts with skewed clocks agree on when a retry is
+// due. Redis replicates a script's effects rather than the script itself (the
+// default since Redis 5), which is what allows writes after TIME.
+
+// startScript marks fetched jobs running and counts the attempt. Entries
+// whose job is finished or whose hash has expired are acknowledged and
+// deleted instead. The reply has one element per entry: the job's fields, or
+// the reason it was skipped ("missing", "done" or "failed").
+//
+// KEYS[1] stream, KEYS[2..n] job hashes
+// ARGV[1] group, ARGV[2] now, ARGV[3..n+1] entry ids, in the order of the hashes.
+var startScript = redis.NewScript(`
+local out = {}
+for i = 2, #KEYS do
+  local entry = ARGV[i + 1]
+  local status = redis.call('HGET', KEYS[i], 'status')
+  if not status or status == 'done' or status == 'failed' then
+    redis.call('XACK', KEYS[1], ARGV[1], entry)
+    redis.call('XDEL', KEYS[1], entry)
+    out[#out + 1] = status or 'missing'
+  else
+    redis.call('HINCRBY', KEYS[i], 'attempts', 1)
+    redis.call('HSET', KEYS[i], 'status', 'running', 'updated_at', ARGV[2])
+    out[#out + 1] = redis.call('HGETALL', KEYS[i])
+  end
+end
+return out
+`)
+
+// completeScript acknowledges a delivery and marks its job done unless the
+// job is already finished, so a job delivered twice is marked done once.
+// It replies "ok", or the reason nothing changed: "missing", "done" or
+// "failed".
+//
+// KEYS[1] stream, KEYS[2] job hash
+// ARGV[1] group, ARGV[2] entry id, ARGV[3] now, ARGV[4] retention in seconds.
+var completeScript = redis.NewScript(`
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+local status = redis.call('HGET', KEYS[2], 'status')
+if not status then return 'missing' end
+if status == 'done' or status == 'failed' then return status end
+redis.call('HSET', KEYS[2], 'status', 'done', 'error', '', 'updated_at', ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return 'ok'
+`)
+
+// retryScript acknowledges a delivery, records the error and puts the job in
+// the delayed set, due delay milliseconds from now. Doing all three at once
+// means a crash can neither drop the job nor leave it both pending and
+// delayed. Replies as completeScript does.
+//
+// KEYS[1] stream, KEYS[2] job hash, KEYS[3] delayed set
+// ARGV[1] group, ARGV[2] entry id, ARGV[3] now, ARGV[4] delay in ms,
+// ARGV[5] error, ARGV[6] job id.
+var retryScript = redis.NewScript(`
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+local status = redis.call('HGET', KEYS[2], 'status')
+if not status then return 'missing' end
+if status == 'done' or status == 'failed' then return status end
+redis.call('HSET', KEYS[2], 'status', 'queued', 'error', ARGV[5], 'updated_at', ARGV[3])
+local t = redis.call('TIME')
+local due = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[4])
+redis.call('ZADD', KEYS[3], due, ARGV[6])
+return 'ok'
+`)
+
+// deadLetterScript acknowledges a delivery, marks the job failed and appends
+// it to the dead-letter stream, trimmed approximately so that a flood of
+// failures cannot fill memory. Replies as completeScript does.
+//
+// KEYS[1] stream, KEYS[2] job hash, KEYS[3] dead-letter stream
+// ARGV[1] group, ARGV[2] entry id, ARGV[3] now, ARGV[4] error,
+// ARGV[5] retention in seconds, ARGV[6] job id, ARGV[7] dead-letter length.
+var deadLetterScript = redis.NewScript(`
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+local status = redis.call('HGET', KEYS[2], 'status')
+if not status then return 'missing' end
+if status == 'done' or status == 'failed' then return status end
+redis.call('HSET', KEYS[2], 'status', 'failed', 'error', ARGV[4], 'updated_at', ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+local f = redis.call('HMGET', KEYS[2], 'type', 'attempts')
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
+  'id', ARGV[6], 'type', f[1] or '', 'error', ARGV[4],
+  'attempts', f[2] or '0', 'failed_at', ARGV[3])
+return 'ok'
+`)
+
+// promoteScript moves retries that are due from the delayed set back onto
+// the stream. Removing and appending in one script means a job is never in
+// both places, nor in neither. It moves at most ARGV[1] jobs per call to
+// keep the script short; the next fetch moves the rest.
+//
+// KEYS[1] delayed set, KEYS[2] stream
+// ARGV[1] limit.
+var promoteScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('XADD', KEYS[2], '*', 'id', id)
+end
+return #ids
+`)
+
+// leaveScript removes a consumer from the group if it holds no pending
+// entries. XGROUP DELCONSUMER drops a consumer's pending entries with it,
+// which would strand those jobs, so the check and the removal must not be
+// separated. Replies 1 if the consumer left, 0 if it stays.
+//
+// KEYS[1] stream
+// ARGV[1] group, ARGV[2] consumer.
+var leaveScript = redis.NewScript(`
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #pending > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`)
