@@ -21,7 +21,12 @@ PRUNE_RULES = (
         "name": "api-only profile has no worker or job queue",
         "when": {"profile": ["api"]},
         "remove": [
+            "cmd/api/queue.go",
             "cmd/worker",
+            "internal/api/jobs.go",
+            "internal/api/jobs_test.go",
+            "internal/config/queue.go",
+            "internal/config/queue_test.go",
             "internal/jobs",
             "internal/queue",
             "internal/worker",
@@ -39,6 +44,8 @@ PRUNE_RULES = (
         "when": {"profile": ["worker"]},
         "remove": [
             "cmd/api",
+            "internal/api",
+            "internal/queue/memory",
             "deploy/kubernetes/base/api-deployment.yaml",
             "deploy/kubernetes/base/api-hpa.yaml",
             "deploy/kubernetes/base/api-networkpolicy.yaml",

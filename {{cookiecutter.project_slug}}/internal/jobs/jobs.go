@@ -57,8 +57,8 @@ type Delivery struct {
 // worker died) is handed out again after the backend's claim idle time.
 type Consumer interface {
 	// Fetch waits until jobs are available or ctx ends, and returns at most
-	// max deliveries, each already marked running with Attempts incremented.
-	Fetch(ctx context.Context, max int) ([]Delivery, error)
+	// limit deliveries, each already marked running with Attempts incremented.
+	Fetch(ctx context.Context, limit int) ([]Delivery, error)
 	// Complete marks the job done and acknowledges the delivery. A job is
 	// marked done at most once, however often it was delivered.
 	Complete(ctx context.Context, d Delivery) error

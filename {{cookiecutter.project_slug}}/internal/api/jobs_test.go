@@ -1,0 +1,150 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"{{ cookiecutter.module_path }}/internal/jobs"
+	"{{ cookiecutter.module_path }}/internal/queue/memory"
+	"{{ cookiecutter.module_path }}/internal/web"
+)
+
+func newJobsServer(t *testing.T, maxBody int64) (string, *memory.Queue) {
+	t.Helper()
+	q := memory.New()
+	srv := newTestServer(t, Config{
+		Queue:        q,
+		Jobs:         jobs.Handlers(slog.New(slog.DiscardHandler), nil),
+		MaxBodyBytes: maxBody,
+	})
+	return srv.URL, q
+}
+
+func post(t *testing.T, url, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return do(t, req)
+}
+
+func TestCreateJob(t *testing.T) {
+	url, q := newJobsServer(t, 1<<20)
+	resp, body := post(t, url+"/v1/jobs", `{"type":"echo","payload":{"n":1}}`)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status = %d (%s), want 202", resp.StatusCode, body)
+	}
+	var created createJobResponse
+	if err := json.Unmarshal(body, &created); err != nil || created.ID == "" {
+		t.Fatalf("body %q: want {\"id\": ...} (%v)", body, err)
+	}
+	if loc := resp.Header.Get("Location"); loc != "/v1/jobs/"+created.ID {
+		t.Errorf("Location = %q, want /v1/jobs/%s", loc, created.ID)
+	}
+	job, err := q.Get(t.Context(), created.ID)
+	if err != nil {
+		t.Fatalf("queue has no job %s: %v", created.ID, err)
+	}
+	if job.Type != "echo" || string(job.Payload) != `{"n":1}` {
+		t.Errorf("queued job = %+v", job)
+	}
+}
+
+func TestCreateJobRejects(t *testing.T) {
+	url, _ := newJobsServer(t, 64)
+	tests := []struct {
+		name, body string
+		status     int
+		message    string
+	}{
+		{"invalid JSON", `{"type":`, 400, "invalid JSON"},
+		{"not an object", `[1,2]`, 400, "want a JSON object"},
+		{"unknown field", `{"type":"echo","extra":1}`, 400, `unknown field "extra"`},
+		{"missing type", `{"payload":{}}`, 400, `missing field "type"`},
+		{"unknown type", `{"type":"nope"}`, 400, `unknown job type "nope"`},
+		{"trailing data", `{"type":"echo"} {}`, 400, "data after the request object"},
+		{"empty body", ``, 400, "empty request body"},
+		{"too large", `{"type":"echo","payload":"` + strings.Repeat("x", 100) + `"}`, 413, "exceeds 64 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := post(t, url+"/v1/jobs", tt.body)
+			if resp.StatusCode != tt.status {
+				t.Errorf("status = %d, want %d", resp.StatusCode, tt.status)
+			}
+			var e web.ErrorResponse
+			if err := json.Unmarshal(body, &e); err != nil {
+				t.Fatalf("body %q is not a JSON error: %v", body, err)
+			}
+			if !strings.Contains(e.Error, tt.message) {
+				t.Errorf("error = %q, want it to contain %q", e.Error, tt.message)
+			}
+		})
+	}
+}
+
+func TestGetJob(t *testing.T) {
+	url, q := newJobsServer(t, 1<<20)
+	job, err := q.Enqueue(t.Context(), "echo", json.RawMessage(`"hi"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := get(t, url+"/v1/jobs/"+job.ID)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status = %d, want 200", resp.StatusCode)
+	}
+	var got jobs.Job
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatalf("body %q: %v", body, err)
+	}
+	if got.ID != job.ID || got.Status != jobs.StatusQueued || got.Attempts != 0 {
+		t.Errorf("GET job = %+v, want queued job %s", got, job.ID)
+	}
+	if got.CreatedAt.IsZero() || time.Since(got.CreatedAt) > time.Minute {
+		t.Errorf("created_at = %v, want about now", got.CreatedAt)
+	}
+}
+
+func TestGetJobNotFound(t *testing.T) {
+	url, _ := newJobsServer(t, 1<<20)
+	resp, body := get(t, url+"/v1/jobs/unknown")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("status = %d, want 404", resp.StatusCode)
+	}
+	if !bytes.Contains(body, []byte(`"error":"job not found"`)) {
+		t.Errorf("body = %q, want a JSON not-found error", body)
+	}
+}
+
+// FuzzDecodeJobRequest checks that no body makes decoding panic, and that
+// an accepted request has a type and a payload that is valid JSON.
+func FuzzDecodeJobRequest(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"echo","payload":{"a":1}}`, `{"type":"echo"}`, `{"type":""}`, `{}`, `[]`, `null`,
+		`{"type":"echo"} {}`, `{"type":"echo","payload":`, `{"type":1}`, `{"Type":"echo"}`, "\xff",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := decodeJobRequest(bytes.NewReader(body))
+		if err != nil {
+			if err.Error() == "" {
+				t.Error("empty error message")
+			}
+			return
+		}
+		if req.Type == "" {
+			t.Errorf("accepted %q without a type", body)
+		}
+		if !json.Valid(req.Payload) {
+			t.Errorf("accepted %q with invalid payload %q", body, req.Payload)
+		}
+	})
+}

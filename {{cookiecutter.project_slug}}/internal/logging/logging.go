@@ -1,0 +1,31 @@
+// Package logging builds the service's structured logger: JSON lines on one
+// writer, so that the container runtime collects them from stdout.
+package logging
+
+import (
+	"io"
+	"log/slog"
+
+	"{{ cookiecutter.module_path }}/internal/buildinfo"
+)
+
+// New returns a JSON logger at level whose every record names the service,
+// the component (api or worker) and the build version. Durations are
+// logged as seconds, the unit of the service's metrics.
+func New(w io.Writer, level slog.Level, service, component string) *slog.Logger {
+	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: durationSeconds})
+	return slog.New(h).With(
+		slog.String("service", service),
+		slog.String("component", component),
+		slog.String("version", buildinfo.Version),
+	)
+}
+
+// durationSeconds replaces slog's default encoding of a time.Duration, an
+// integer of nanoseconds, with a float of seconds.
+func durationSeconds(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.Float64Value(a.Value.Duration().Seconds())
+	}
+	return a
+}

@@ -1,0 +1,42 @@
+package web
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+)
+
+const contentTypeJSON = "application/json"
+
+// Bodies of the router's own answers, built once.
+var (
+	notFoundBody         = []byte(`{"error":"not found"}` + "\n")
+	methodNotAllowedBody = []byte(`{"error":"method not allowed"}` + "\n")
+	internalErrorBody    = []byte(`{"error":"internal server error"}` + "\n")
+)
+
+// ErrorResponse is the body of every error answer.
+type ErrorResponse struct {
+	Error string `json:"error"`
+}
+
+// WriteJSON sends v as JSON with status. A value that cannot be encoded is
+// a programming error and is answered with 500; a failed write means the
+// client has gone, which the access log already shows.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		slog.Error("encode response", "error", err)
+		status, body = http.StatusInternalServerError, internalErrorBody
+	} else {
+		body = append(body, '\n')
+	}
+	w.Header().Set("Content-Type", contentTypeJSON)
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// WriteError sends {"error": msg} with status.
+func WriteError(w http.ResponseWriter, status int, msg string) {
+	WriteJSON(w, status, ErrorResponse{Error: msg})
+}

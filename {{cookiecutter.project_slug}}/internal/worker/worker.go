@@ -1,0 +1,201 @@
+// Package worker runs jobs from a jobs.Consumer with bounded concurrency,
+// per-job timeouts, retries with exponential backoff and dead-lettering.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"{{ cookiecutter.module_path }}/internal/jobs"
+)
+
+// Config sets how the worker runs jobs.
+type Config struct {
+	Concurrency  int           // jobs run at once
+	MaxAttempts  int           // attempts before a job is dead-lettered
+	JobTimeout   time.Duration // limit of one attempt
+	RetryBackoff time.Duration // delay before the first retry, doubled per attempt
+}
+
+// ackTimeout bounds Complete, Retry and DeadLetter calls. Those run on
+// their own context so that a shutdown does not cut off the acknowledgement
+// of a job that has already finished.
+const ackTimeout = 5 * time.Second
+
+var errUnknownType = errors.New("no handler registered for the job type")
+
+// Worker fetches jobs and runs them with the registered handlers.
+type Worker struct {
+	consumer jobs.Consumer
+	handlers *jobs.Registry
+	cfg      Config
+	log      *slog.Logger
+	metrics  *metrics
+	fetchLog *rateLimitedLog
+
+	fetchCtx  context.Context // ends when the worker stops fetching
+	stopFetch context.CancelFunc
+	jobCtx    context.Context // ends when in-flight jobs are abandoned
+	abortJobs context.CancelFunc
+	loops     sync.WaitGroup
+	done      chan struct{}
+}
+
+// New returns a worker that is not yet running. Its metrics are registered
+// with reg.
+func New(c jobs.Consumer, handlers *jobs.Registry, cfg Config, log *slog.Logger, reg prometheus.Registerer) *Worker {
+	return &Worker{
+		consumer: c,
+		handlers: handlers,
+		cfg:      cfg,
+		log:      log,
+		metrics:  newMetrics(reg),
+		fetchLog: newRateLimitedLog(log, fetchErrorLogInterval),
+		done:     make(chan struct{}),
+	}
+}
+
+// Start launches cfg.Concurrency fetch loops and returns at once. The
+// loops run until Shutdown; ctx supplies values only, its cancellation is
+// ignored.
+func (w *Worker) Start(ctx context.Context) {
+	base := context.WithoutCancel(ctx)
+	w.fetchCtx, w.stopFetch = context.WithCancel(base)
+	w.jobCtx, w.abortJobs = context.WithCancel(base)
+
+	for range w.cfg.Concurrency {
+		w.loops.Add(1)
+		go w.loop()
+	}
+	go func() {
+		w.loops.Wait()
+		close(w.done)
+	}()
+	w.log.Info("worker started", "concurrency", w.cfg.Concurrency, "types", w.handlers.Types())
+}
+
+// Shutdown stops fetching and waits for in-flight jobs to finish. When ctx
+// ends first it cancels their contexts and returns without acknowledging
+// them, so the queue delivers them again after its claim idle time.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	w.stopFetch()
+	select {
+	case <-w.done:
+		w.abortJobs()
+		w.log.Info("worker stopped")
+		return nil
+	case <-ctx.Done():
+	}
+	w.abortJobs()
+	w.log.Warn("worker stopped with jobs in flight; they will be redelivered")
+	return fmt.Errorf("waiting for in-flight jobs: %w", ctx.Err())
+}
+
+// loop fetches one job at a time, so that Concurrency loops never hold
+// more jobs than they can run.
+func (w *Worker) loop() {
+	defer w.loops.Done()
+	failures := 0
+	for {
+		ds, err := w.consumer.Fetch(w.fetchCtx, 1)
+		for _, d := range ds {
+			w.process(d)
+		}
+		if w.fetchCtx.Err() != nil {
+			return
+		}
+		if err == nil {
+			if failures > 0 {
+				w.log.Info("queue fetch recovered", "failures", failures)
+			}
+			failures = 0
+			continue
+		}
+		failures++
+		w.fetchLog.Error("queue fetch failed", "error", err, "failures", failures)
+		if sleep(w.fetchCtx, fetchBackoff(failures)) != nil {
+			return
+		}
+	}
+}
+
+// process runs one delivery and settles it: complete, retry or dead-letter.
+func (w *Worker) process(d jobs.Delivery) {
+	job := d.Job
+	log := w.log.With("job_id", job.ID, "type", job.Type, "attempt", job.Attempts)
+
+	h, ok := w.handlers.Lookup(job.Type)
+	if !ok {
+		// Retrying cannot help: no attempt will find a handler either.
+		w.deadLetter(d, log, "unknown", errUnknownType)
+		return
+	}
+
+	log.Info("job started")
+	start := time.Now()
+	err := w.run(h, job, log)
+	elapsed := time.Since(start)
+	w.metrics.observe(job.Type, elapsed, err)
+
+	switch {
+	case err == nil:
+		w.settle(log, "completing job", func(ctx context.Context) error { return w.consumer.Complete(ctx, d) })
+		log.Info("job done", "duration", elapsed)
+	case w.jobCtx.Err() != nil:
+		log.Warn("job abandoned by shutdown; it will be redelivered", "error", err, "duration", elapsed)
+	case job.Attempts >= w.cfg.MaxAttempts:
+		w.deadLetter(d, log, job.Type, err)
+	default:
+		w.retry(d, log, err)
+	}
+}
+
+// run calls the handler with the job timeout and turns a panic into an
+// error, so that one bad job cannot stop the worker.
+func (w *Worker) run(h jobs.Handler, job jobs.Job, log *slog.Logger) (err error) {
+	ctx, cancel := context.WithTimeout(w.jobCtx, w.cfg.JobTimeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("job panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("job panicked: %v", p)
+		}
+	}()
+	return h.Handle(ctx, job)
+}
+
+func (w *Worker) retry(d jobs.Delivery, log *slog.Logger, cause error) {
+	delay := retryDelay(w.cfg.RetryBackoff, d.Job.Attempts)
+	w.metrics.retried.WithLabelValues(d.Job.Type).Inc()
+	log.Warn("job retry", "error", cause, "delay", delay, "max_attempts", w.cfg.MaxAttempts)
+	w.settle(log, "retrying job", func(ctx context.Context) error {
+		return w.consumer.Retry(ctx, d, cause, delay)
+	})
+}
+
+// deadLetter labels metrics with typeLabel instead of the job's own type
+// for unknown types, which could otherwise be any string.
+func (w *Worker) deadLetter(d jobs.Delivery, log *slog.Logger, typeLabel string, cause error) {
+	w.metrics.deadLettered.WithLabelValues(typeLabel).Inc()
+	log.Error("job dead-lettered", "error", cause)
+	w.settle(log, "dead-lettering job", func(ctx context.Context) error {
+		return w.consumer.DeadLetter(ctx, d, cause)
+	})
+}
+
+// settle runs one acknowledgement call. When it fails the job stays
+// unacknowledged and the queue redelivers it after its claim idle time.
+func (w *Worker) settle(log *slog.Logger, action string, call func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.jobCtx), ackTimeout)
+	defer cancel()
+	if err := call(ctx); err != nil {
+		log.Error("job acknowledgement failed", "action", action, "error", err)
+	}
+}
