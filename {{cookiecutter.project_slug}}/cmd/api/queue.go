@@ -43,6 +43,7 @@ func (a *app) startQueue(ctx context.Context, getenv func(string) string, reg *p
 }
 
 func (a *app) connectRedis(ctx context.Context, qcfg config.Queue) (jobQueue, error) {
+	redisqueue.RouteClientLogs(a.log)
 	q, err := redisqueue.New(ctx, redisqueue.Options{
 		URL:       qcfg.RedisURL,
 		Name:      qcfg.Name,

@@ -69,6 +69,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// -------------------------------------------------------------------------
 	// Queue and worker
 
+	redisqueue.RouteClientLogs(log)
 	q, err := redisqueue.New(ctx, redisqueue.Options{
 		URL:       qcfg.RedisURL,
 		Name:      qcfg.Name,

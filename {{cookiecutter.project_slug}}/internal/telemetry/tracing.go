@@ -5,9 +5,9 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -25,8 +25,9 @@ type Shutdown func(context.Context) error
 // baggage propagators, and returns the provider's tracer for the service.
 //
 // With enabled false the global provider is a no-op and the returned tracer
-// is nil, so that callers can skip span handling altogether. Otherwise spans go to the OTLP/HTTP exporter, which reads
-// OTEL_EXPORTER_OTLP_* itself, and the sampler and resource follow
+// is nil, so that callers can skip span handling altogether. Otherwise a
+// batch span processor sends spans to the OTLP/HTTP exporter in otlp.go,
+// configured by OTEL_EXPORTER_OTLP_*, and the sampler and resource follow
 // OTEL_TRACES_SAMPLER, OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES.
 // serviceName is used when OTEL_SERVICE_NAME is unset.
 func Setup(ctx context.Context, enabled bool, serviceName string) (trace.Tracer, Shutdown, error) {
@@ -38,7 +39,7 @@ func Setup(ctx context.Context, enabled bool, serviceName string) (trace.Tracer,
 		return nil, func(context.Context) error { return nil }, nil
 	}
 
-	exporter, err := otlptracehttp.New(ctx)
+	exporter, err := newOTLPExporter(os.Getenv)
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating otlp exporter: %w", err)
 	}
