@@ -9,9 +9,14 @@ Free text (project_name, description, owner) is not restricted beyond what a
 single line of text needs: the template escapes it where it lands.
 """
 
+import contextlib
 import json
+import os
 import re
+import shlex
+import signal
 import sys
+from pathlib import Path
 
 # Go releases the template builds and tests with. go.mod gets "go <release>.0".
 SUPPORTED_GO_RELEASES = ("1.26", "1.27")
@@ -31,6 +36,19 @@ CHOICES = {
 }
 
 BOOLEAN_ANSWERS = ("cruft_check", "git_init")
+
+# A valid value per answer, shown in the error message as the fix.
+EXAMPLES = {
+    "project_slug": "order-service",
+    "module_path": "github.com/acme/order-service",
+    "project_name": "Order Service",
+    "description": "Takes and tracks orders.",
+    "owner": "team-payments",
+    "image_repository": "ghcr.io/acme/order-service",
+    "go_version": "1.26",
+    "cruft_check": "false",
+    "git_init": "false",
+}
 TRUE_WORDS = frozenset({"true", "yes", "y", "1", "on"})
 FALSE_WORDS = frozenset({"false", "no", "n", "0", "off"})
 
@@ -229,7 +247,7 @@ def check_image_repository(value):
 
 
 def find_problems(context):
-    """Return one message per invalid answer, in the order of the questions."""
+    """Return (answer name, message) for each invalid answer, in question order."""
     checks = [("project_slug", check_slug), ("module_path", check_module_path)]
     checks += [("project_name", check_free_text), ("description", check_free_text)]
     checks += [("owner", check_owner)]
@@ -238,24 +256,67 @@ def find_problems(context):
     for name, check in checks:
         value = context.get(name)
         if not isinstance(value, str):
-            problems.append(f"{name}: missing or not a string (got {value!r})")
+            problems.append((name, f"{name}: missing or not a string (got {value!r})"))
             continue
         problem = check(value)
         if problem:
-            problems.append(f"{name}={value!r} {problem}")
+            problems.append((name, f"{name}={value!r} {problem}"))
     for name, allowed in CHOICES.items():
         value = str(context.get(name))
         if value not in allowed:
-            problems.append(
+            message = (
                 f"{name}={value!r} is not one of the choices: {', '.join(allowed)}"
             )
+            problems.append((name, message))
     for name in BOOLEAN_ANSWERS:
         if parse_boolean(context.get(name)) is None:
-            problems.append(
+            message = (
                 f"{name}={context.get(name)!r} is not a yes/no answer; "
                 "use true/false, yes/no or 1/0"
             )
+            problems.append((name, message))
     return problems
+
+
+def slug_escapes_output(context):
+    """Report whether the project folder cookiecutter made lies outside -o.
+
+    cookiecutter 2.7 creates <output dir>/<slug> before this hook runs and
+    deletes that path when the hook fails. For a slug such as ".." the path is
+    the output folder's parent, and for "a/b" the cleanup leaves "a" behind.
+    """
+    output = Path(context.get("_output_dir", ".")).resolve()
+    project = Path.cwd().resolve()
+    slug = str(context.get("project_slug", ""))
+    return output not in project.parents or "/" in slug or "\\" in slug
+
+
+def remove_folders_made_for(project, output):
+    """Remove the empty folders cookiecutter made for a slug that is a path."""
+    folders = [project]
+    if output in project.parents:
+        folders += [folder for folder in project.parents if output in folder.parents]
+    else:
+        folders.append(output)
+    for folder in folders:
+        # A folder that is not empty holds more than cookiecutter put there.
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def report(problems):
+    print(
+        "The service was not generated, because some answers are invalid:",
+        file=sys.stderr,
+    )
+    for _, message in problems:
+        print(f"  - {message}", file=sys.stderr)
+    name = problems[0][0]
+    print(
+        f"Give a corrected value, for example: cookiecutter --no-input TEMPLATE "
+        f"{name}={shlex.quote(EXAMPLES.get(name, '...'))}",
+        file=sys.stderr,
+    )
 
 
 def main():
@@ -263,17 +324,14 @@ def main():
     problems = find_problems(context)
     if not problems:
         return 0
-    print(
-        "The service was not generated, because some answers are invalid:",
-        file=sys.stderr,
-    )
-    for problem in problems:
-        print(f"  - {problem}", file=sys.stderr)
-    print(
-        "Give corrected values, for example: "
-        "cookiecutter --no-input TEMPLATE project_slug=order-service",
-        file=sys.stderr,
-    )
+    report(problems)
+    if slug_escapes_output(context):
+        # Exiting non-zero would let cookiecutter delete the folder it made
+        # for the slug, which here is not a folder it made. Stop it instead.
+        output = Path(context.get("_output_dir", ".")).resolve()
+        remove_folders_made_for(Path.cwd().resolve(), output)
+        sys.stderr.flush()
+        os.kill(os.getppid(), signal.SIGKILL)
     return 1
 
 

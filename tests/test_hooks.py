@@ -112,6 +112,32 @@ def test_invalid_answer_rejected(tmp_path, answers, expected):
     assert not output.exists() or list(output.iterdir()) == []
 
 
+@pytest.mark.parametrize("slug", ["..", "../..", "a/b", "."])
+def test_path_slug_touches_nothing_outside(tmp_path, slug):
+    # cookiecutter deletes <output>/<slug> when the pre-gen hook fails; for
+    # ".." that is the output folder's parent, with this file in it.
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    keep = parent / "keep.txt"
+    keep.write_text("keep")
+    output = parent / "new"
+    result = bake_cli(output, f"project_slug={slug}")
+    assert result.returncode != 0
+    assert "project_slug" in result.stderr
+    assert keep.read_text() == "keep"
+    leftovers = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert leftovers in (
+        ["parent", "parent/keep.txt"],
+        ["parent", "parent/keep.txt", "parent/new"],
+    )
+    assert not output.exists() or list(output.iterdir()) == []
+
+
+def test_error_example_names_first_invalid_answer(tmp_path):
+    result = bake_cli(tmp_path / "out", "module_path=nodot/x")
+    assert "module_path=github.com/acme/order-service" in result.stderr
+
+
 def test_every_problem_reported_at_once(tmp_path):
     result = bake_cli(tmp_path, "project_slug=Bad", "module_path=nodot/x", "owner= ")
     assert result.returncode != 0
@@ -171,6 +197,12 @@ def test_awkward_answers_bake(bake, answers):
 def test_slug_derived_from_name(bake):
     project = bake(project_name="Zürich Größen Ω")
     assert project.name == "zurich-grossen-o"
+
+
+def test_long_name_gives_valid_slug(bake):
+    project = bake(project_name=" ".join(["Long"] * 20))
+    assert len(project.name) <= 56
+    assert not project.name.endswith("-")
 
 
 def test_choices_match_cookiecutter_json():
