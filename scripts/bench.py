@@ -1,0 +1,716 @@
+"""Benchmark the default baked service and record the results.
+
+Bakes the template with the defaults of cookiecutter.json and builds the
+service. Then it measures bake time, bake-to-green `go test` with a cold and a
+warm build cache, binary sizes, start-to-ready time and idle memory. Last come
+HTTP throughput against a bare net/http baseline and worker throughput against
+a bare Redis Streams loop. Each figure is the median of repeated runs. The
+table is printed and written under the "## Service" heading of
+docs/benchmarks.md.
+
+The load generator and both baselines are Go programs in scripts/benchtools.
+All traffic goes to 127.0.0.1. The baselines and Redis bind only there, and the
+service binds all interfaces as it does in a container. Every process started
+here is stopped before the script exits, with exit code 0 whatever the
+figures are: targets are reported as PASS or MISS, not enforced.
+
+    python scripts/bench.py [--quick] [--no-write]
+"""
+
+import argparse
+import contextlib
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cookiecutter.main import cookiecutter
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHTOOLS = ROOT / "scripts" / "benchtools"
+DOC = ROOT / "docs" / "benchmarks.md"
+DOC_INTRO = "Measured figures of the template and of the service it bakes.\n"
+SECTION = "## Service"
+
+JOB_BODY = '{"type":"echo","payload":{"message":"hello"}}'
+
+
+class Settings:
+    """Repetition counts and durations; --quick shrinks them for a smoke run."""
+
+    def __init__(self, quick):
+        self.bake_runs = 2 if quick else 5
+        # One cold build and test run takes about 90 s on 2 cores, so two
+        # cold runs are all that fit the 5-minute budget of the whole bench.
+        self.cold_runs = 1 if quick else 2
+        self.warm_runs = 1 if quick else 2
+        self.ready_starts = 5 if quick else 20
+        self.rss_runs = 1 if quick else 3
+        self.idle_seconds = 1 if quick else 2
+        self.http_rounds = 1 if quick else 3
+        self.http_seconds = 2 if quick else 3
+        self.connections = 16
+        self.worker_rounds = 1 if quick else 3
+        self.worker_jobs = 2000 if quick else 10000
+
+
+# ---------------------------------------------------------------------------
+# Processes and ports
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def go_env(**extra):
+    env = dict(os.environ)
+    env.setdefault("GOTOOLCHAIN", "local")
+    env.setdefault("GOFLAGS", "-buildvcs=false")
+    env.pop("REDIS_URL", None)
+    env.update(extra)
+    return env
+
+
+def run(command, cwd, env=None, timeout=600):
+    """Run a command and raise with its output when it fails."""
+    result = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(map(str, command))} failed (exit {result.returncode}):\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def pinned(command, cpu):
+    """Pin a command to one CPU when taskset exists and there are two or more."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(cpu), *command]
+    return command
+
+
+def http_get(port, path, timeout=1.0):
+    """Return the status and body of GET path, or (0, b"") if the request fails."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    except OSError:
+        return 0, b""
+    finally:
+        conn.close()
+
+
+def http_post(port, path, body):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("POST", path, body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def wait_for_status(port, path, status=200, timeout=10.0, interval=0.0005):
+    """Poll GET path until it returns status; return the seconds it took."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        code, _ = http_get(port, path, timeout=0.5)
+        if code == status:
+            return time.perf_counter() - start
+        time.sleep(interval)
+    raise TimeoutError(f"GET 127.0.0.1:{port}{path} did not return {status}")
+
+
+class Service:
+    """One running server process, stopped with SIGTERM when the block ends."""
+
+    def __init__(self, command, env, cpu=None):
+        self.command = [str(part) for part in command]
+        if cpu is not None:
+            self.command = pinned(self.command, cpu)
+        self.env = env
+        self.process = None
+        self.started_at = 0.0
+
+    def __enter__(self):
+        self.started_at = time.perf_counter()
+        self.process = subprocess.Popen(
+            self.command,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return self
+
+    def __exit__(self, *exc):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def rss_kib(self):
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE).group(1))
+
+
+@contextlib.contextmanager
+def redis_server(workdir):
+    """Start a loopback redis-server without persistence and yield its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)),
+            *("--save", "", "--appendonly", "no"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError("redis-server did not start")
+            time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+# ---------------------------------------------------------------------------
+# Measurements
+
+
+class Table:
+    """Rows of the result table: figure, median, target, verdict, method."""
+
+    def __init__(self):
+        self.rows = []
+
+    def add(self, figure, value, method, target="", passed=None):
+        verdict = ""
+        if passed is not None:
+            verdict = "PASS" if passed else "MISS"
+        self.rows.append((figure, value, target, verdict, method))
+        print(f"  {figure}: {value} {target} {verdict}".rstrip(), flush=True)
+
+    def markdown(self):
+        lines = [
+            "| figure | median | target | result | method |",
+            "|---|---|---|---|---|",
+        ]
+        for row in self.rows:
+            cells = [str(cell).replace("|", "\\|") for cell in row]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+
+def bake(output_dir):
+    return Path(
+        cookiecutter(
+            str(ROOT),
+            no_input=True,
+            output_dir=str(output_dir),
+            overwrite_if_exists=True,
+        )
+    )
+
+
+def measure_bake(table, settings, workdir):
+    times = []
+    project = None
+    for i in range(settings.bake_runs):
+        start = time.perf_counter()
+        project = bake(workdir / f"bake-{i}")
+        times.append(time.perf_counter() - start)
+    table.add(
+        "bake (default answers)",
+        f"{statistics.median(times) * 1000:.0f} ms",
+        f"cookiecutter API with hooks, {settings.bake_runs} runs",
+    )
+    return project
+
+
+def measure_go_test(table, settings, workdir):
+    """Time bake plus `go test -count=1 ./...` with a fresh and a reused GOCACHE.
+
+    The module cache (GOMODCACHE) is kept in both cases, so "cold" means a
+    cold build cache, not a cold download.
+    """
+    results = {}
+    warm_cache = workdir / "gocache-warm"
+    for label, runs in (("cold", settings.cold_runs), ("warm", settings.warm_runs)):
+        times = []
+        for i in range(runs):
+            cache = workdir / f"gocache-cold-{i}" if label == "cold" else warm_cache
+            start = time.perf_counter()
+            project = bake(workdir / f"test-{label}-{i}")
+            run(
+                ["go", "test", "-count=1", "./..."], project, go_env(GOCACHE=str(cache))
+            )
+            times.append(time.perf_counter() - start)
+            if label == "cold" and i == 0:
+                shutil.copytree(cache, warm_cache)
+        results[label] = statistics.median(times)
+    table.add(
+        "bake to green go test, cold build cache",
+        f"{results['cold']:.1f} s",
+        f"fresh GOCACHE, module cache kept, go test -count=1 ./..., "
+        f"{settings.cold_runs} runs",
+    )
+    table.add(
+        "bake to green go test, warm build cache",
+        f"{results['warm']:.1f} s",
+        f"GOCACHE reused from a cold run, fresh bake, {settings.warm_runs} runs",
+    )
+
+
+def build(project, workdir):
+    """Build every cmd/ with the release flags and return {name: path}."""
+    binaries = {}
+    env = go_env(CGO_ENABLED="0", GOCACHE=str(workdir / "gocache-warm"))
+    for cmd in sorted((project / "cmd").iterdir()):
+        output = workdir / "bin" / cmd.name
+        run(
+            [
+                "go",
+                "build",
+                "-trimpath",
+                "-ldflags",
+                "-s -w",
+                "-o",
+                str(output),
+                f"./cmd/{cmd.name}",
+            ],
+            project,
+            env,
+        )
+        binaries[cmd.name] = output
+    return binaries
+
+
+def measure_sizes(table, binaries):
+    for name, path in binaries.items():
+        size = path.stat().st_size
+        table.add(
+            f"binary size, {name}",
+            f"{size / 2**20:.1f} MiB",
+            "CGO_ENABLED=0 go build -trimpath -ldflags '-s -w'",
+        )
+
+
+def api_env(redis_url=None, queue="jobs", **extra):
+    """Return a service environment on free loopback ports; extra overrides."""
+    settings = {"LOG_LEVEL": "info", "QUEUE_NAME": queue, **extra}
+    env = go_env(PORT=str(free_port()), METRICS_PORT=str(free_port()), **settings)
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    return env
+
+
+def measure_ready(table, settings, binaries, redis_url):
+    targets = [("api", "PORT", None)]
+    if "worker" in binaries:
+        targets.append(("worker", "METRICS_PORT", redis_url))
+    for name, port_key, url in targets:
+        if name not in binaries:
+            continue
+        times = []
+        for _ in range(settings.ready_starts):
+            env = api_env(redis_url=url)
+            with Service([binaries[name]], env) as service:
+                wait_for_status(int(env[port_key]), "/ready")
+                times.append(time.perf_counter() - service.started_at)
+        ms = statistics.median(times) * 1000
+        where = "in-memory queue" if url is None else "local Redis"
+        table.add(
+            f"process start to /ready 200, {name}",
+            f"{ms:.1f} ms",
+            f"Popen to first 200, polled every 0.5 ms, {where}, "
+            f"{settings.ready_starts} starts",
+            "<= 50 ms",
+            ms <= 50,
+        )
+
+
+def measure_rss(table, settings, binaries, redis_url):
+    for name, url in (("api", None), ("worker", redis_url)):
+        if name not in binaries:
+            continue
+        values = []
+        for _ in range(settings.rss_runs):
+            env = api_env(redis_url=url)
+            with Service([binaries[name]], env) as service:
+                port = int(env["PORT" if name == "api" else "METRICS_PORT"])
+                wait_for_status(port, "/ready")
+                time.sleep(settings.idle_seconds)
+                values.append(service.rss_kib())
+        mib = statistics.median(values) / 1024
+        table.add(
+            f"idle RSS, {name}",
+            f"{mib:.1f} MiB",
+            f"VmRSS after {settings.idle_seconds} s idle past /ready, "
+            f"{settings.rss_runs} runs",
+            "< 20 MiB",
+            mib < 20,
+        )
+
+
+def loadgen(tools, url, *, connections, duration, method="GET", body="", **extra):
+    """Run the load generator on CPU 1 and return its report; raise on errors."""
+    command = [
+        str(tools["loadgen"]),
+        *("-url", url, "-method", method),
+        *("-connections", str(connections), "-duration", duration),
+    ]
+    if body:
+        command += ["-body", body]
+    for flag, value in extra.items():
+        command += [f"-{flag}", str(value)]
+    result = run(pinned(command, 1), ROOT)
+    report = json.loads(result.stdout)
+    if report["ok"] == 0 or report["errors"]:
+        raise RuntimeError(f"load run against {url} had errors: {result.stdout}")
+    return report
+
+
+def capture_responses(port):
+    """Return the /health body and the POST /v1/jobs status and body."""
+    _, health = http_get(port, "/health")
+    status, jobs = http_post(port, "/v1/jobs", JOB_BODY)
+    return health.decode(), status, jobs.decode()
+
+
+def http_round(tools, settings, targets, jobs_status):
+    """Load GET /health and POST /v1/jobs once on each target, in turn."""
+    load = {
+        "connections": settings.connections,
+        "duration": f"{settings.http_seconds}s",
+    }
+    results = {}
+    for name, port in targets.items():
+        base = f"http://127.0.0.1:{port}"
+        if name != "quiet":
+            results[name, "health"] = loadgen(tools, base + "/health", **load)
+        results[name, "jobs"] = loadgen(
+            tools,
+            base + "/v1/jobs",
+            method="POST",
+            body=JOB_BODY,
+            expect=jobs_status,
+            **load,
+        )
+    return results
+
+
+def measure_http(table, settings, binaries, tools):
+    """Compare the api with the bare server; "quiet" is the api at LOG_LEVEL=warn."""
+    env, quiet_env = api_env(), api_env(LOG_LEVEL="warn")
+    targets = {
+        "service": int(env["PORT"]),
+        "quiet": int(quiet_env["PORT"]),
+        "bare": free_port(),
+    }
+    runs = {}
+    with (
+        Service([binaries["api"]], env, cpu=0),
+        Service([binaries["api"]], quiet_env, cpu=0),
+    ):
+        wait_for_status(targets["service"], "/ready")
+        wait_for_status(targets["quiet"], "/ready")
+        health, jobs_status, jobs_body = capture_responses(targets["service"])
+        bare = [
+            tools["bareapi"],
+            *("-addr", f"127.0.0.1:{targets['bare']}", "-health-body", health),
+            *("-jobs-status", jobs_status, "-jobs-body", jobs_body),
+        ]
+        with Service(bare, go_env(), cpu=0):
+            wait_for_status(targets["bare"], "/health")
+            for _ in range(settings.http_rounds):
+                for key, report in http_round(
+                    tools, settings, targets, jobs_status
+                ).items():
+                    runs.setdefault(key, []).append(report)
+
+    method = (
+        f"loadgen, {settings.connections} keep-alive connections, "
+        f"{settings.http_seconds} s x {settings.http_rounds} rounds alternating "
+        "with the bare net/http server; server on CPU 0, load on CPU 1; "
+        "in-memory queue with the in-process worker, tracing off"
+    )
+    rows = (
+        ("GET /health", "health", "service", "LOG_LEVEL=info"),
+        ("POST /v1/jobs", "jobs", "service", "LOG_LEVEL=info"),
+        ("POST /v1/jobs, LOG_LEVEL=warn", "jobs", "quiet", "LOG_LEVEL=warn"),
+    )
+    for label, route, name, level in rows:
+        service = summarize(runs[name, route])
+        bare = summarize(runs["bare", route])
+        ratio = service["rps"] / bare["rps"]
+        table.add(
+            f"{label} throughput, service / bare",
+            f"{service['rps']:,.0f} / {bare['rps']:,.0f} req/s = {ratio:.2f}",
+            f"{method}, {level}",
+            ">= 0.85",
+            ratio >= 0.85,
+        )
+        table.add(
+            f"{label} latency p50 / p99, service vs bare",
+            f"{service['p50']:.2f} / {service['p99']:.2f} ms vs "
+            f"{bare['p50']:.2f} / {bare['p99']:.2f} ms",
+            "same runs as the throughput row",
+        )
+
+
+def summarize(reports):
+    """Return the medians of throughput and latency over load reports."""
+    return {
+        "rps": statistics.median(r["throughput_rps"] for r in reports),
+        "p50": statistics.median(r["latency_ms"]["p50"] for r in reports),
+        "p99": statistics.median(r["latency_ms"]["p99"] for r in reports),
+    }
+
+
+def processed_jobs(metrics_port):
+    """Return the sum of jobs_processed_total over all job types."""
+    _, body = http_get(metrics_port, "/metrics")
+    total = 0.0
+    for line in body.decode().splitlines():
+        if line.startswith("jobs_processed_total"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def enqueue_jobs(binaries, tools, redis_url, queue, count):
+    """Enqueue count echo jobs through the api, with no worker running."""
+    env = api_env(redis_url, queue=queue)
+    port = int(env["PORT"])
+    with Service([binaries["api"]], env):
+        wait_for_status(port, "/ready")
+        report = loadgen(
+            tools,
+            f"http://127.0.0.1:{port}/v1/jobs",
+            connections=8,
+            duration="60s",
+            method="POST",
+            body=JOB_BODY,
+            requests=count,
+            expect=202,
+        )
+    if report["ok"] != count:
+        raise RuntimeError(f"enqueued {report['ok']} of {count} jobs")
+
+
+def time_worker(binaries, redis_url, queue, count):
+    """Start a worker on a filled queue; return seconds until count are done."""
+    env = api_env(redis_url, queue=queue, WORKER_CONCURRENCY="4")
+    metrics_port = int(env["METRICS_PORT"])
+    with Service([binaries["worker"]], env) as worker:
+        deadline = worker.started_at + 120
+        while processed_jobs(metrics_port) < count:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"the worker did not finish {count} jobs in 120 s")
+            time.sleep(0.02)
+        return time.perf_counter() - worker.started_at
+
+
+def time_bare_worker(tools, redis_url, stream, count):
+    bare = [tools["bareworker"], "-redis", redis_url, "-stream", stream]
+    run([*bare, "-fill", str(count)], ROOT)
+    start = time.perf_counter()
+    run([*bare, "-expect", str(count), "-concurrency", "4"], ROOT)
+    return time.perf_counter() - start
+
+
+def measure_worker(table, settings, binaries, tools, redis_url):
+    count = settings.worker_jobs
+    service, bare = [], []
+    for i in range(settings.worker_rounds):
+        enqueue_jobs(binaries, tools, redis_url, f"bench-{i}", count)
+        service.append(count / time_worker(binaries, redis_url, f"bench-{i}", count))
+        bare.append(count / time_bare_worker(tools, redis_url, f"bare-{i}", count))
+    service_jps, bare_jps = statistics.median(service), statistics.median(bare)
+    ratio = service_jps / bare_jps
+    table.add(
+        "worker throughput, service / bare",
+        f"{service_jps:,.0f} / {bare_jps:,.0f} jobs/s = {ratio:.2f}",
+        f"{count} echo jobs queued beforehand, timed from process start to the "
+        "last one done (jobs_processed_total, polled every 20 ms), "
+        "WORKER_CONCURRENCY=4 vs 4 loops of XREADGROUP COUNT 1 and XACK, "
+        f"local Redis without persistence, {settings.worker_rounds} rounds",
+        ">= 0.80",
+        ratio >= 0.8,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Report
+
+
+def machine():
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        match = re.search(
+            r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE
+        )
+        if match:
+            cpu = match.group(1).strip()
+    go = subprocess.run(
+        ["go", "version"], capture_output=True, text=True
+    ).stdout.strip()
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    nproc = len(os.sched_getaffinity(0))
+    return (
+        f"{today}; {nproc} CPUs (nproc), {cpu}; "
+        f"{platform.system()} {platform.release()}; {go}"
+    )
+
+
+def load_average():
+    """Return the 1-minute load average, which shows other work on the machine."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def write_section(text):
+    """Replace the "## Service" section of docs/benchmarks.md with text."""
+    content = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n" + DOC_INTRO
+    pattern = re.compile(r"^## Service\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    section = text.rstrip() + "\n\n"
+    if pattern.search(content):
+        content = pattern.sub(lambda _: section, content, count=1)
+    else:
+        content = content.rstrip() + "\n\n" + section
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(content.rstrip() + "\n")
+
+
+def build_tools(workdir):
+    tools = {}
+    for name in ("loadgen", "bareapi", "bareworker"):
+        output = workdir / "tools" / name
+        run(["go", "build", "-o", str(output), f"./{name}"], BENCHTOOLS, go_env())
+        tools[name] = output
+    return tools
+
+
+def measure_all(table, settings, workdir):
+    """Run every measurement; a failing one is reported and the rest go on."""
+    print("baking", flush=True)
+    project = measure_bake(table, settings, workdir)
+    steps = [("go test", lambda: measure_go_test(table, settings, workdir))]
+    for name, step in steps:
+        step_or_report(table, name, step)
+
+    binaries = build(project, workdir)
+    tools = build_tools(workdir)
+    measure_sizes(table, binaries)
+    with redis_server(workdir) as redis_url:
+        steps = [
+            ("ready", lambda: measure_ready(table, settings, binaries, redis_url)),
+            ("idle RSS", lambda: measure_rss(table, settings, binaries, redis_url)),
+            ("HTTP", lambda: measure_http(table, settings, binaries, tools)),
+        ]
+        if "worker" in binaries:
+            steps.append(
+                (
+                    "worker",
+                    lambda: measure_worker(table, settings, binaries, tools, redis_url),
+                )
+            )
+        for name, step in steps:
+            step_or_report(table, name, step)
+
+
+def step_or_report(table, name, step):
+    print(f"measuring {name}", flush=True)
+    try:
+        step()
+    except (
+        RuntimeError,
+        TimeoutError,
+        OSError,
+        ValueError,
+        KeyError,
+        subprocess.SubprocessError,
+    ) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        table.add(f"{name}: not measured", type(error).__name__, first_line[:200])
+        print(error, file=sys.stderr)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter runs")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print only; leave docs/ unchanged"
+    )
+    args = parser.parse_args()
+    settings = Settings(args.quick)
+    table = Table()
+    started = time.perf_counter()
+    machine_line = machine()
+    load_before = load_average()
+    print(machine_line, f"load average {load_before:.1f}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="cng-bench-") as tmp:
+        measure_all(table, settings, Path(tmp))
+    total = time.perf_counter() - started
+
+    text = "\n".join(
+        [
+            SECTION,
+            "",
+            f"Measured by `make bench` (scripts/bench.py) on {machine_line}. "
+            f"The whole run took {total:.0f} s. The 1-minute load average was "
+            f"{load_before:.1f} at the start and {load_average():.1f} at the end: "
+            "a load above the CPU count means other work shared the machine and "
+            "the figures are noisier. Each figure is the median of the runs its "
+            "method names.",
+            "",
+            table.markdown(),
+            "",
+            "How to read the ratios: the bare server returns canned bytes, while "
+            "the service's POST /v1/jobs also stores the job, runs it in the "
+            "in-process worker and logs each step at info level, so the "
+            "LOG_LEVEL=warn row separates the cost of logging from the rest. The "
+            "bare Redis loop makes two round trips per entry (XREADGROUP, XACK); "
+            "the service's worker also claims idle entries, moves due retries and "
+            "keeps each job's state in a hash, in Lua scripts.",
+        ]
+    )
+    print()
+    print(text)
+    if not args.no_write and not args.quick:
+        write_section(text)
+        print(f"\nwrote {DOC.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
