@@ -42,6 +42,10 @@ test-fast: setup ## Run the tests that need no Go build, image build or fault ru
 bench: setup ## Measure the baked service and print the benchmark table.
 	python scripts/bench.py
 
+.PHONY: bench-images
+bench-images: setup ## Measure the production images: size, start to ready, build times.
+	python scripts/bench_images.py --write
+
 .PHONY: backstage
 backstage: setup ## Regenerate backstage/template.yaml from the template's answers.
 	python scripts/render_backstage.py
