@@ -195,6 +195,7 @@ def main() -> int:
     print(section)
     if args.write:
         path = ROOT / "docs" / "benchmarks.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
         document = path.read_text() if path.exists() else "# Benchmarks\n"
         path.write_text(replace_section(document, section))
     return 0

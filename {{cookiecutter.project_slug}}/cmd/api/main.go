@@ -19,8 +19,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"{{ cookiecutter.module_path }}/internal/api"
 	"{{ cookiecutter.module_path }}/internal/buildinfo"
+	"{{ cookiecutter.module_path }}/internal/cli"
 	"{{ cookiecutter.module_path }}/internal/config"
 	"{{ cookiecutter.module_path }}/internal/health"
 	"{{ cookiecutter.module_path }}/internal/logging"
@@ -33,9 +36,15 @@ import (
 // set, in traces.
 const serviceName = {{ cookiecutter.project_slug | tojson }}
 
+// summary is the first line of the -help text.
+const summary = "api serves the HTTP API on PORT and Prometheus metrics on METRICS_PORT."
+
 func main() {
+	if exit, code := cli.ParseArgs("api", summary, os.Args[1:], os.Stdout, os.Stderr); exit {
+		os.Exit(code)
+	}
 	if err := run(context.Background(), os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "api:", err)
+		logging.Exit(os.Stdout, os.Stderr, serviceName, "api", err)
 		os.Exit(1)
 	}
 }
@@ -50,12 +59,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// -------------------------------------------------------------------------
 	// Configuration and logging
 
-	cfg, err := config.Load(getenv)
+	cfg, httpCfg, err := loadConfig(getenv)
 	if err != nil {
-		return fmt.Errorf("loading config: %w", err)
-	}
-	if cfg.Port != 0 && cfg.Port == cfg.MetricsPort {
-		return fmt.Errorf("loading config: PORT and METRICS_PORT are both %d; want two ports", cfg.Port)
+		return err
 	}
 	log := logging.New(stdout, cfg.LogLevel, serviceName, "api")
 	info := buildinfo.Get()
@@ -70,7 +76,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	reg := metrics.NewRegistry(info)
 	probe := health.New(log)
-	a := &app{log: log, cfg: cfg, probe: probe, flushTracing: flushTracing}
+	a := &app{log: log, cfg: cfg, http: httpCfg, probe: probe, flushTracing: flushTracing}
 {%- if cookiecutter.profile == "api-worker" %}
 
 	// -------------------------------------------------------------------------
@@ -90,16 +96,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Metrics:      reg,
 		Tracer:       tracer,
 		Probe:        probe,
-		MaxBodyBytes: cfg.MaxBodyBytes,
+		MaxBodyBytes: httpCfg.MaxBodyBytes,
 {%- if cookiecutter.profile == "api-worker" %}
 		Queue:        queue.queue,
 		Jobs:         queue.handlers,
 {%- endif %}
 	})
-	serverErrors, err := a.startServers(ctx, handler, metrics.Handler(reg))
+	serverErrors, err := a.startServers(ctx, handler, metricsHandler(reg))
 	if err != nil {
 		return err
 	}
+	// Start-up ends once both listeners serve. Dependencies are not waited
+	// for: while the queue is unreachable /ready answers 503 and /startup 200.
 	probe.MarkStarted()
 	log.Info("started", "port", a.apiAddr.Port, "metrics_port", a.metricsAddr.Port)
 
@@ -118,10 +126,33 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	return errors.Join(serveErr, a.shutdown())
 }
 
+// loadConfig reads the shared and the HTTP settings and reports every
+// invalid variable at once.
+func loadConfig(getenv func(string) string) (config.Config, config.HTTP, error) {
+	cfg, err := config.Load(getenv)
+	httpCfg, herr := config.LoadHTTP(getenv)
+	if err = errors.Join(err, herr); err != nil {
+		return cfg, httpCfg, fmt.Errorf("loading config: %w", err)
+	}
+	if httpCfg.Port != 0 && httpCfg.Port == cfg.MetricsPort {
+		return cfg, httpCfg, fmt.Errorf("loading config: PORT and METRICS_PORT are both %d; want two ports", httpCfg.Port)
+	}
+	return cfg, httpCfg, nil
+}
+
+// metricsHandler serves GET and HEAD /metrics and answers anything else
+// with a JSON 404 or 405.
+func metricsHandler(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	return web.JSONErrors(mux)
+}
+
 // app holds what shutdown needs to stop.
 type app struct {
 	log          *slog.Logger
 	cfg          config.Config
+	http         config.HTTP
 	probe        *health.Probe
 	flushTracing telemetry.Shutdown
 
@@ -138,12 +169,12 @@ type app struct {
 // port fails start-up instead of leaving a half-started process.
 func (a *app) startServers(ctx context.Context, handler, metricsHandler http.Handler) (<-chan error, error) {
 	timeouts := web.Timeouts{
-		ReadHeader: a.cfg.ReadHeaderTimeout,
-		Read:       a.cfg.ReadTimeout,
-		Write:      a.cfg.WriteTimeout,
-		Idle:       a.cfg.IdleTimeout,
+		ReadHeader: a.http.ReadHeaderTimeout,
+		Read:       a.http.ReadTimeout,
+		Write:      a.http.WriteTimeout,
+		Idle:       a.http.IdleTimeout,
 	}
-	apiLn, err := web.Listen(ctx, a.cfg.Port)
+	apiLn, err := web.Listen(ctx, a.http.Port)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +226,8 @@ func (a *app) shutdown() error {
 
 	err := errors.Join(errs...)
 	if err != nil {
-		a.log.Error("shutdown incomplete", "error", err)
+		// main logs the error at ERROR as the process exits.
+		a.log.Warn("shutdown incomplete", "error", err)
 		return err
 	}
 	a.log.Info("shutdown complete")

@@ -28,34 +28,44 @@ func (a *app) startQueue(ctx context.Context, getenv func(string) string, reg *p
 		return jobQueue{}, fmt.Errorf("loading config: %w", err)
 	}
 	if qcfg.RedisURL != "" {
-		return a.connectRedis(ctx, qcfg)
+		return a.connectRedis(qcfg)
 	}
 
 	a.log.Warn("REDIS_URL is unset: running the worker in-process on an in-memory queue; "+
 		"queued jobs do not survive a restart", "concurrency", qcfg.Concurrency)
 	q := memory.New()
 	handlers := jobs.Handlers(a.log, reg)
-	w := worker.New(q, handlers, workerConfig(qcfg), a.log, reg)
+	wcfg := workerConfig(qcfg)
+	wcfg.InMemory = true
+	w := worker.New(q, handlers, wcfg, a.log, reg)
 	w.Start(ctx)
 	a.stopWorker = w.Shutdown
-	a.closeQueue = func() error { return nil }
+	a.closeQueue = func() error {
+		if n := q.Unfinished(); n > 0 {
+			a.log.Warn("in-memory queue discarded with unfinished jobs", "jobs", n)
+		}
+		return nil
+	}
 	return jobQueue{queue: q, handlers: handlers}, nil
 }
 
-func (a *app) connectRedis(ctx context.Context, qcfg config.Queue) (jobQueue, error) {
+// connectRedis builds the Redis queue without waiting for Redis: while it is
+// unreachable the API starts and serves, /ready answers 503 and POST
+// /v1/jobs answers 503.
+func (a *app) connectRedis(qcfg config.Queue) (jobQueue, error) {
 	redisqueue.RouteClientLogs(a.log)
-	q, err := redisqueue.New(ctx, redisqueue.Options{
+	q, err := redisqueue.New(redisqueue.Options{
 		URL:       qcfg.RedisURL,
 		Name:      qcfg.Name,
 		ClaimIdle: qcfg.ClaimIdle,
 		Logger:    a.log,
 	})
 	if err != nil {
-		return jobQueue{}, fmt.Errorf("connecting to redis: %w", err)
+		return jobQueue{}, fmt.Errorf("setting up redis queue: %w", err)
 	}
-	a.probe.AddCheck("redis", q.Ping)
+	a.probe.AddCheck("queue", q.Ping)
 	a.closeQueue = q.Close
-	a.log.Info("queue connected", "backend", "redis", "queue", qcfg.Name)
+	a.log.Info("queue configured", "backend", "redis", "queue", qcfg.Name)
 
 	// Handlers run in cmd/worker; here the registry only validates job
 	// types, so its metrics stay unregistered.

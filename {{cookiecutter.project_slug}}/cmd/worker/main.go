@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"{{ cookiecutter.module_path }}/internal/buildinfo"
+	"{{ cookiecutter.module_path }}/internal/cli"
 	"{{ cookiecutter.module_path }}/internal/config"
 	"{{ cookiecutter.module_path }}/internal/health"
 	"{{ cookiecutter.module_path }}/internal/jobs"
@@ -32,9 +33,16 @@ import (
 // set, in traces.
 const serviceName = {{ cookiecutter.project_slug | tojson }}
 
+// summary is the first line of the -help text.
+const summary = "worker runs jobs from the Redis queue in REDIS_URL and serves its probes and\n" +
+	"Prometheus metrics on METRICS_PORT."
+
 func main() {
+	if exit, code := cli.ParseArgs("worker", summary, os.Args[1:], os.Stdout, os.Stderr); exit {
+		os.Exit(code)
+	}
 	if err := run(context.Background(), os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "worker:", err)
+		logging.Exit(os.Stdout, os.Stderr, serviceName, "worker", err)
 		os.Exit(1)
 	}
 }
@@ -69,17 +77,19 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// -------------------------------------------------------------------------
 	// Queue and worker
 
+	// New does not wait for Redis: while it is unreachable the worker
+	// starts, /ready answers 503 and the fetch loops retry with backoff.
 	redisqueue.RouteClientLogs(log)
-	q, err := redisqueue.New(ctx, redisqueue.Options{
+	q, err := redisqueue.New(redisqueue.Options{
 		URL:       qcfg.RedisURL,
 		Name:      qcfg.Name,
 		ClaimIdle: qcfg.ClaimIdle,
 		Logger:    log,
 	})
 	if err != nil {
-		return fmt.Errorf("connecting to redis: %w", err)
+		return fmt.Errorf("setting up redis queue: %w", err)
 	}
-	probe.AddCheck("redis", q.Ping)
+	probe.AddCheck("queue", q.Ping)
 	w := worker.New(q, jobs.Handlers(log, reg), workerConfig(qcfg), log, reg)
 
 	// -------------------------------------------------------------------------
@@ -91,6 +101,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	w.Start(ctx)
+	// Start-up ends once the probe server listens; /ready, not /startup,
+	// reports whether Redis answers.
 	probe.MarkStarted()
 	log.Info("started", "metrics_port", cfg.MetricsPort, "queue", qcfg.Name)
 
@@ -126,6 +138,16 @@ func loadConfig(getenv func(string) string) (config.Config, config.Queue, error)
 	return cfg, qcfg, nil
 }
 
+// probeTimeouts bound the probe server's connections. They are fixed rather
+// than read from the API's READ_TIMEOUT and friends: the kubelet and
+// Prometheus send small requests and read small answers.
+var probeTimeouts = web.Timeouts{
+	ReadHeader: 5 * time.Second,
+	Read:       15 * time.Second,
+	Write:      15 * time.Second,
+	Idle:       60 * time.Second,
+}
+
 // startServer serves the probes and /metrics on METRICS_PORT. The kubelet
 // and Prometheus are its only clients, so it skips the API's access log.
 func startServer(ctx context.Context, cfg config.Config, log *slog.Logger, probe *health.Probe, reg *prometheus.Registry) (*http.Server, <-chan error, error) {
@@ -139,12 +161,7 @@ func startServer(ctx context.Context, cfg config.Config, log *slog.Logger, probe
 	if err != nil {
 		return nil, nil, err
 	}
-	srv := web.NewServer(mux, web.Timeouts{
-		ReadHeader: cfg.ReadHeaderTimeout,
-		Read:       cfg.ReadTimeout,
-		Write:      cfg.WriteTimeout,
-		Idle:       cfg.IdleTimeout,
-	}, log)
+	srv := web.NewServer(web.JSONErrors(mux), probeTimeouts, log)
 	errs := make(chan error, 1)
 	go func() { errs <- web.Serve(srv, ln) }()
 	return srv, errs, nil
@@ -187,7 +204,8 @@ func (d drain) run() error {
 
 	err := errors.Join(errs...)
 	if err != nil {
-		d.log.Error("shutdown incomplete", "error", err)
+		// main logs the error at ERROR as the process exits.
+		d.log.Warn("shutdown incomplete", "error", err)
 		return err
 	}
 	d.log.Info("shutdown complete")

@@ -27,11 +27,18 @@ func newJobsServer(t *testing.T, maxBody int64) (string, *memory.Queue) {
 
 func post(t *testing.T, url, body string) (*http.Response, []byte) {
 	t.Helper()
+	return postAs(t, url, "application/json", body)
+}
+
+func postAs(t *testing.T, url, contentType, body string) (*http.Response, []byte) {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	return do(t, req)
 }
 
@@ -71,6 +78,15 @@ func TestCreateJobRejects(t *testing.T) {
 		{"unknown type", `{"type":"nope"}`, 400, `unknown job type "nope"`},
 		{"trailing data", `{"type":"echo"} {}`, 400, "data after the request object"},
 		{"empty body", ``, 400, "empty request body"},
+		{"upper-case keys", `{"TYPE":"echo","Payload":1}`, 400, `unknown field "TYPE"`},
+		{"mixed-case payload", `{"type":"echo","Payload":1}`, 400, `unknown field "Payload"`},
+		{"duplicate type", `{"type":"nope","type":"echo"}`, 400, `duplicate field "type"`},
+		{"duplicate payload", `{"type":"echo","payload":1,"payload":2}`, 400, `duplicate field "payload"`},
+		{"empty type", `{"type":""}`, 400, `empty field "type"`},
+		{"type not a string", `{"type":["echo"]}`, 400, `invalid field "type": want a string`},
+		{"type null", `{"type":null}`, 400, `invalid field "type": want a string`},
+		{"unclosed object", `{"type":"echo"`, 400, "unexpected end of input"},
+		{"trailing comma", `{"type":"echo",}`, 400, "invalid JSON"},
 		{"too large", `{"type":"echo","payload":"` + strings.Repeat("x", 100) + `"}`, 413, "exceeds 64 bytes"},
 	}
 	for _, tt := range tests {
@@ -87,6 +103,48 @@ func TestCreateJobRejects(t *testing.T) {
 				t.Errorf("error = %q, want it to contain %q", e.Error, tt.message)
 			}
 		})
+	}
+}
+
+func TestCreateJobPayloadOptional(t *testing.T) {
+	url, q := newJobsServer(t, 1<<20)
+	for _, body := range []string{`{"type":"echo"}`, `{"payload":null,"type":"echo"}`} {
+		resp, raw := post(t, url+"/v1/jobs", body)
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST %s = %d (%s), want 202", body, resp.StatusCode, raw)
+		}
+		var created createJobResponse
+		if err := json.Unmarshal(raw, &created); err != nil {
+			t.Fatal(err)
+		}
+		if job, err := q.Get(t.Context(), created.ID); err != nil || string(job.Payload) != "null" {
+			t.Errorf("POST %s queued payload %q (%v), want null", body, job.Payload, err)
+		}
+	}
+}
+
+func TestCreateJobContentType(t *testing.T) {
+	url, _ := newJobsServer(t, 1<<20)
+	tests := []struct {
+		contentType string
+		status      int
+	}{
+		{"application/json", 202},
+		{"application/json; charset=utf-8", 202},
+		{"Application/JSON ;charset=UTF-8", 202},
+		{"", 415},
+		{"text/plain", 415},
+		{"application/x-www-form-urlencoded", 415},
+		{"application/jsonx", 415},
+	}
+	for _, tt := range tests {
+		resp, body := postAs(t, url+"/v1/jobs", tt.contentType, `{"type":"echo"}`)
+		if resp.StatusCode != tt.status {
+			t.Errorf("Content-Type %q: status %d, want %d", tt.contentType, resp.StatusCode, tt.status)
+		}
+		if tt.status == 415 && !bytes.Contains(body, []byte(`"error":"Content-Type must be application/json"`)) {
+			t.Errorf("Content-Type %q: body %q, want a JSON error", tt.contentType, body)
+		}
 	}
 }
 
@@ -129,6 +187,7 @@ func FuzzDecodeJobRequest(f *testing.F) {
 	for _, seed := range []string{
 		`{"type":"echo","payload":{"a":1}}`, `{"type":"echo"}`, `{"type":""}`, `{}`, `[]`, `null`,
 		`{"type":"echo"} {}`, `{"type":"echo","payload":`, `{"type":1}`, `{"Type":"echo"}`, "\xff",
+		`{"type":"a","type":"b"}`, `{"type":"echo","payload":{"type":1,"type":2}}`, `{"type":"echo",}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -142,6 +201,12 @@ func FuzzDecodeJobRequest(f *testing.F) {
 		}
 		if req.Type == "" {
 			t.Errorf("accepted %q without a type", body)
+		}
+		// What was accepted is also valid JSON with the same meaning to a
+		// case-insensitive decoder.
+		var loose createJobRequest
+		if err := json.Unmarshal(body, &loose); err != nil || loose.Type != req.Type {
+			t.Errorf("accepted %q as type %q; encoding/json reads %q (%v)", body, req.Type, loose.Type, err)
 		}
 		if !json.Valid(req.Payload) {
 			t.Errorf("accepted %q with invalid payload %q", body, req.Payload)

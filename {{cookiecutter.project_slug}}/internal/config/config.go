@@ -11,20 +11,15 @@ import (
 	"time"
 )
 
-// Config holds the settings that every component shares.
+// Config holds the settings that every component shares. Each command loads
+// only the groups it uses (LoadHTTP for the API, LoadQueue for the queue), so
+// a variable that a component ignores cannot stop it from starting.
 type Config struct {
-	Port        int // API listener; 0 picks a free port
 	MetricsPort int // /metrics listener, and the worker's probes
 	LogLevel    slog.Level
 
 	ShutdownTimeout time.Duration // drain budget after the listener closes
 	ShutdownDelay   time.Duration // time /ready reports 503 before the listener closes
-
-	MaxBodyBytes      int64
-	ReadHeaderTimeout time.Duration
-	ReadTimeout       time.Duration
-	WriteTimeout      time.Duration
-	IdleTimeout       time.Duration
 
 	// Tracing is true when an OTLP endpoint is configured and the SDK is not
 	// disabled. The exporter reads the OTEL_* variables itself.
@@ -37,21 +32,39 @@ type Config struct {
 func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	cfg := Config{
-		Port:        p.port("PORT", 8080),
 		MetricsPort: p.port("METRICS_PORT", 9090),
 		LogLevel:    p.level("LOG_LEVEL", slog.LevelInfo),
 
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 25*time.Second, time.Millisecond),
 		ShutdownDelay:   p.duration("SHUTDOWN_DELAY", 0, 0),
+	}
+	cfg.Tracing = p.tracingEnabled()
+	return cfg, p.err()
+}
 
+// HTTP holds the settings of the API's listener. The worker serves only
+// probes and metrics and does not read them.
+type HTTP struct {
+	Port              int // API listener; 0 picks a free port
+	MaxBodyBytes      int64
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+}
+
+// LoadHTTP reads and validates the API's listener settings.
+func LoadHTTP(getenv func(string) string) (HTTP, error) {
+	p := parser{getenv: getenv}
+	h := HTTP{
+		Port:              p.port("PORT", 8080),
 		MaxBodyBytes:      int64(p.integer("MAX_BODY_BYTES", 1<<20, 1, 1<<30)),
 		ReadHeaderTimeout: p.duration("READ_HEADER_TIMEOUT", 5*time.Second, time.Millisecond),
 		ReadTimeout:       p.duration("READ_TIMEOUT", 15*time.Second, time.Millisecond),
 		WriteTimeout:      p.duration("WRITE_TIMEOUT", 15*time.Second, time.Millisecond),
 		IdleTimeout:       p.duration("IDLE_TIMEOUT", 60*time.Second, time.Millisecond),
 	}
-	cfg.Tracing = p.tracingEnabled()
-	return cfg, p.err()
+	return h, p.err()
 }
 
 // parser collects one error per invalid variable so that a single start

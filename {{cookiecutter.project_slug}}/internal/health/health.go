@@ -24,11 +24,14 @@ const (
 	// checkTimeout stays under the one-second default timeoutSeconds of a
 	// Kubernetes probe, so /ready answers before the kubelet gives up.
 	checkTimeout = 800 * time.Millisecond
+	// failLogInterval is how often a dependency that stays unavailable is
+	// logged again, after the first failure.
+	failLogInterval = 30 * time.Second
 )
 
 var (
 	errStarting = errors.New("starting")
-	errDraining = errors.New("shutting down")
+	errDraining = errors.New("draining")
 )
 
 // Probe is the lifecycle state behind the probe endpoints. It starts in the
@@ -40,9 +43,9 @@ type Probe struct {
 
 	checks []namedCheck
 
-	mu      sync.Mutex // serializes dependency checks
-	last    atomic.Pointer[checkResult]
-	failing atomic.Bool // the last check failed; logged on each change
+	mu         sync.Mutex // serializes dependency checks and guards failLogged
+	last       atomic.Pointer[checkResult]
+	failLogged time.Time // when a failure was last logged; zero while healthy
 }
 
 type namedCheck struct {
@@ -50,9 +53,13 @@ type namedCheck struct {
 	check Check
 }
 
+// checkResult is one run of every check. body is the 503 answer when a
+// check failed: it names each check and its state but never the error, which
+// could reveal addresses or internals to anyone who reaches the public port.
 type checkResult struct {
-	at  time.Time
-	err error
+	at   time.Time
+	err  error // every failure, joined; logged, not served
+	body []byte
 }
 
 // New returns a probe in the starting state.
@@ -76,64 +83,99 @@ func (p *Probe) MarkDraining() { p.draining.Store(true) }
 // Ready returns nil when the service should receive traffic, and the reason
 // otherwise.
 func (p *Probe) Ready(ctx context.Context) error {
+	_, err := p.ready(ctx)
+	return err
+}
+
+// ready also returns the 503 body that goes with a failure.
+func (p *Probe) ready(ctx context.Context) ([]byte, error) {
 	switch {
 	case p.draining.Load():
-		return errDraining
+		return drainingBody, errDraining
 	case !p.started.Load():
-		return errStarting
+		return startingBody, errStarting
 	}
-	return p.checkDependencies(ctx)
+	r := p.checkDependencies(ctx)
+	return r.body, r.err
 }
+
+// noChecks is the result of a probe without dependencies.
+var noChecks checkResult
 
 // checkDependencies runs the checks at most once per checkTTL. Callers that
 // arrive while a check runs wait for its result instead of starting another.
-func (p *Probe) checkDependencies(ctx context.Context) error {
+func (p *Probe) checkDependencies(ctx context.Context) *checkResult {
 	if len(p.checks) == 0 {
-		return nil
+		return &noChecks
 	}
 	if r := p.last.Load(); r != nil && time.Since(r.at) < checkTTL {
-		return r.err
+		return r
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if r := p.last.Load(); r != nil && time.Since(r.at) < checkTTL {
-		return r.err
+		return r
 	}
 
 	// A client that hangs up must not cut the check short and cache that.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkTimeout)
 	defer cancel()
-	err := p.runChecks(ctx)
-	p.last.Store(&checkResult{at: time.Now(), err: err})
-	p.logChange(err)
-	return err
+	r := p.runChecks(ctx)
+	p.last.Store(r)
+	p.logResult(r.err)
+	return r
 }
 
-func (p *Probe) runChecks(ctx context.Context) error {
+// runChecks runs every check, so that the answer shows the state of each.
+func (p *Probe) runChecks(ctx context.Context) *checkResult {
+	r := &checkResult{at: time.Now()}
+	states := make(map[string]string, len(p.checks))
+	var errs []error
 	for _, c := range p.checks {
+		states[c.name] = "ok"
 		if err := c.check(ctx); err != nil {
-			return fmt.Errorf("%s: %w", c.name, err)
+			states[c.name] = "unavailable"
+			errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
 		}
 	}
-	return nil
+	if r.err = errors.Join(errs...); r.err != nil {
+		r.body = encode(unavailable{Status: "unavailable", Checks: states})
+	}
+	return r
 }
 
-// logChange logs when dependencies fail and when they recover, not on every
-// probe.
-func (p *Probe) logChange(err error) {
-	if err != nil && !p.failing.Swap(true) {
+// logResult logs a failure when it starts and again every failLogInterval
+// while it lasts, and the recovery once. The caller holds p.mu.
+func (p *Probe) logResult(err error) {
+	switch {
+	case err == nil && !p.failLogged.IsZero():
+		p.failLogged = time.Time{}
+		p.log.Info("dependency recovered")
+	case err != nil && time.Since(p.failLogged) >= failLogInterval:
+		p.failLogged = time.Now()
 		p.log.Warn("dependency unavailable", "error", err)
 	}
-	if err == nil && p.failing.Swap(false) {
-		p.log.Info("dependency recovered")
-	}
+}
+
+// unavailable is the body of a 503 answer.
+type unavailable struct {
+	Status string            `json:"status"`
+	Reason string            `json:"reason,omitempty"` // starting or draining
+	Checks map[string]string `json:"checks,omitempty"` // check name to "ok" or "unavailable"
+}
+
+func encode(v unavailable) []byte {
+	body, _ := json.Marshal(v) // a struct of strings always encodes
+	return append(body, '\n')
 }
 
 // Probe bodies that never change, encoded once.
 var (
-	aliveBody   = []byte(`{"status":"ok"}` + "\n")
-	readyBody   = []byte(`{"status":"ready"}` + "\n")
-	startedBody = []byte(`{"status":"started"}` + "\n")
+	aliveBody    = []byte(`{"status":"ok"}` + "\n")
+	readyBody    = []byte(`{"status":"ready"}` + "\n")
+	startedBody  = []byte(`{"status":"started"}` + "\n")
+	startingBody = encode(unavailable{Status: "unavailable", Reason: errStarting.Error()})
+	drainingBody = encode(unavailable{Status: "unavailable", Reason: errDraining.Error()})
 )
 
 // Liveness answers 200 for as long as the process serves HTTP. It checks no
@@ -144,12 +186,14 @@ func (p *Probe) Liveness() http.Handler {
 	})
 }
 
-// Readiness answers 200 when Ready returns nil and 503 with the reason
-// otherwise.
+// Readiness answers 200 when Ready returns nil. Otherwise it answers 503
+// with the reason (starting or draining) or the state of each dependency
+// check, such as {"status":"unavailable","checks":{"queue":"unavailable"}};
+// the error behind a failed check goes to the log only.
 func (p *Probe) Readiness() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := p.Ready(r.Context()); err != nil {
-			writeUnavailable(w, err)
+		if body, err := p.ready(r.Context()); err != nil {
+			write(w, http.StatusServiceUnavailable, body)
 			return
 		}
 		write(w, http.StatusOK, readyBody)
@@ -157,23 +201,18 @@ func (p *Probe) Readiness() http.Handler {
 }
 
 // Startup answers 503 until MarkStarted and 200 after, so that Kubernetes
-// holds off the other probes during a slow start.
+// holds off the other probes during a slow start. Start-up ends once the
+// listeners are up; it does not wait for dependencies, because a dependency
+// outage at start is what readiness is for, and a failing startup probe
+// would have the kubelet restart a process that a restart cannot repair.
 func (p *Probe) Startup() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if !p.started.Load() {
-			writeUnavailable(w, errStarting)
+			write(w, http.StatusServiceUnavailable, startingBody)
 			return
 		}
 		write(w, http.StatusOK, startedBody)
 	})
-}
-
-func writeUnavailable(w http.ResponseWriter, reason error) {
-	body, _ := json.Marshal(struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-	}{"unavailable", reason.Error()})
-	write(w, http.StatusServiceUnavailable, append(body, '\n'))
 }
 
 // Header values shared by all probe answers, to spare an allocation per

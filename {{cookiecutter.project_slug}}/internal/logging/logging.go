@@ -3,6 +3,7 @@
 package logging
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 
@@ -28,4 +29,14 @@ func durationSeconds(_ []string, a slog.Attr) slog.Attr {
 		a.Value = slog.Float64Value(a.Value.Duration().Seconds())
 	}
 	return a
+}
+
+// Exit reports the error that ends the process: as one JSON line at ERROR on
+// stdout, like every other line, so that log pipelines keep it, and as a
+// plain line on stderr for whoever runs the binary by hand. It builds its
+// own logger because the error may come before the configuration that the
+// service's logger needs.
+func Exit(stdout, stderr io.Writer, service, component string, err error) {
+	New(stdout, slog.LevelError, service, component).Error("exit", "error", err)
+	fmt.Fprintf(stderr, "%s: %v\n", component, err)
 }

@@ -40,3 +40,15 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 func WriteError(w http.ResponseWriter, status int, msg string) {
 	WriteJSON(w, status, ErrorResponse{Error: msg})
 }
+
+// JSONErrors serves mux with the router's JSON bodies for unmatched requests
+// (404, and 405 with Allow) instead of the mux's plain text. It adds no
+// access log, metrics or tracing, for servers whose only clients are the
+// kubelet and Prometheus.
+func JSONErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var rec recorder
+		rec.reset(w, r)
+		mux.ServeHTTP(&rec, r)
+	})
+}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"log/slog"
 	"net/http"
 )
 
@@ -12,11 +13,25 @@ type recorder struct {
 	req         *http.Request
 	code        int
 	wroteHeader bool
-	discard     bool // drop the mux's plain-text body after the JSON one
+	discard     bool        // drop the mux's plain-text body after the JSON one
+	attrs       []slog.Attr // added to the access log line by the handler
 }
 
+// reset readies the recorder for another request. The attrs array is kept,
+// so that a pooled recorder does not allocate it again.
 func (rec *recorder) reset(w http.ResponseWriter, r *http.Request) {
-	*rec = recorder{ResponseWriter: w, req: r}
+	clear(rec.attrs)
+	*rec = recorder{ResponseWriter: w, req: r, attrs: rec.attrs[:0]}
+}
+
+// AddLogAttrs adds attrs to the access log line of the request that w
+// answers, so that the one line a request gets also names what the handler
+// did, such as the id of the resource it created. It does nothing when w is
+// not the writer a Router passed to the handler.
+func AddLogAttrs(w http.ResponseWriter, attrs ...slog.Attr) {
+	if rec, ok := w.(*recorder); ok {
+		rec.attrs = append(rec.attrs, attrs...)
+	}
 }
 
 func (rec *recorder) WriteHeader(code int) {

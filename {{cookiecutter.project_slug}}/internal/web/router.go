@@ -61,8 +61,9 @@ func (rt *Router) Handle(pattern string, h http.Handler) {
 }
 
 // HandleProbe registers a health probe. Kubelets call probes every few
-// seconds, so successful probe requests are logged at debug level only;
-// failed ones are logged like any other request.
+// seconds, so successful probe requests are logged at debug level only, and
+// a 503 (starting, draining or a dependency down) at info level rather than
+// as a server error; other failures are logged like any other request.
 func (rt *Router) HandleProbe(pattern string, h http.Handler) {
 	rt.register(pattern, h, true)
 }
@@ -134,25 +135,30 @@ func (rt *Router) finish(rec *recorder, r *http.Request, span trace.Span, start 
 	if span != nil {
 		endSpan(span, r.Pattern, matched.path, status)
 	}
-	rt.logRequest(r, matched, status, elapsed, span)
+	rt.logRequest(r, matched, status, elapsed, span, rec.attrs)
 
 	rec.reset(nil, nil)
 	rt.recorders.Put(rec)
 }
 
-func (rt *Router) logRequest(r *http.Request, matched *route, status int, elapsed time.Duration, span trace.Span) {
+func (rt *Router) logRequest(r *http.Request, matched *route, status int, elapsed time.Duration,
+	span trace.Span, extra []slog.Attr) {
 	level := slog.LevelInfo
 	switch {
-	case status >= 500:
-		level = slog.LevelError
 	case matched.probe && status < 400:
 		level = slog.LevelDebug
+	case matched.probe && status == http.StatusServiceUnavailable:
+		// A probe's 503 is an answer, not a failure of the server: the
+		// process is starting, draining or waiting for a dependency, and
+		// the probe logs the dependency's error itself.
+	case status >= 500:
+		level = slog.LevelError
 	}
 	ctx := r.Context()
 	if !rt.log.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 7)
+	attrs := make([]slog.Attr, 0, 7+len(extra))
 	attrs = append(attrs,
 		slog.String("method", r.Method),
 		slog.String("route", matched.path),
@@ -166,5 +172,6 @@ func (rt *Router) logRequest(r *http.Request, matched *route, status int, elapse
 			attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
 		}
 	}
+	attrs = append(attrs, extra...)
 	rt.log.LogAttrs(ctx, level, "request", attrs...)
 }

@@ -174,6 +174,32 @@ func TestProbeLoggedAtDebug(t *testing.T) {
 	}
 }
 
+// Attributes a handler adds land on its request's access line only; the
+// pooled recorder must not carry them into the next request.
+func TestAddLogAttrs(t *testing.T) {
+	rt, _, logs := newTestRouter(t)
+	rt.Handle("POST /things", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		AddLogAttrs(w, slog.String("thing_id", "t-1"))
+		w.WriteHeader(http.StatusCreated)
+	}))
+	serve(rt, "POST", "/things", http.Header{"X-Request-Id": {"create-1"}})
+	serve(rt, "GET", "/id", http.Header{"X-Request-Id": {"read-1"}})
+
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("got %d log lines, want 2:\n%s", len(lines), logs.String())
+	}
+	for i, want := range []any{"t-1", nil} {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(lines[i]), &rec); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", lines[i], err)
+		}
+		if rec["thing_id"] != want {
+			t.Errorf("line %d: thing_id = %v, want %v", i+1, rec["thing_id"], want)
+		}
+	}
+}
+
 func assertJSONError(t *testing.T, w *httptest.ResponseRecorder, want string) {
 	t.Helper()
 	if ct := w.Header().Get("Content-Type"); ct != "application/json" {

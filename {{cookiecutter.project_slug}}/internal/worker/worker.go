@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -22,6 +23,9 @@ type Config struct {
 	MaxAttempts  int           // attempts before a job is dead-lettered
 	JobTimeout   time.Duration // limit of one attempt
 	RetryBackoff time.Duration // delay before the first retry, doubled per attempt
+	// InMemory is true when the queue lives in this process, so jobs that
+	// shutdown abandons are lost with it instead of being redelivered.
+	InMemory bool
 }
 
 // ackTimeout bounds Complete, Retry and DeadLetter calls. Those run on
@@ -44,7 +48,9 @@ type Worker struct {
 	stopFetch context.CancelFunc
 	jobCtx    context.Context // ends when in-flight jobs are abandoned
 	abortJobs context.CancelFunc
-	loops     sync.WaitGroup
+	slots     chan struct{} // one token per running handler, Concurrency at most
+	settling  chan struct{} // one token per settlement in flight, Concurrency at most
+	running   sync.WaitGroup
 	done      chan struct{}
 }
 
@@ -62,20 +68,18 @@ func New(c jobs.Consumer, handlers *jobs.Registry, cfg Config, log *slog.Logger,
 	}
 }
 
-// Start launches cfg.Concurrency fetch loops and returns at once. The
-// loops run until Shutdown; ctx supplies values only, its cancellation is
-// ignored.
+// Start launches the fetch loop and returns at once. The loop runs until
+// Shutdown; ctx supplies values only, its cancellation is ignored.
 func (w *Worker) Start(ctx context.Context) {
 	base := context.WithoutCancel(ctx)
 	w.fetchCtx, w.stopFetch = context.WithCancel(base)
 	w.jobCtx, w.abortJobs = context.WithCancel(base)
+	w.slots = make(chan struct{}, max(w.cfg.Concurrency, 1))
+	w.settling = make(chan struct{}, cap(w.slots))
 
-	for range w.cfg.Concurrency {
-		w.loops.Add(1)
-		go w.loop()
-	}
 	go func() {
-		w.loops.Wait()
+		w.loop()
+		w.running.Wait()
 		close(w.done)
 	}()
 	w.log.Info("worker started", "concurrency", w.cfg.Concurrency, "types", w.handlers.Types())
@@ -83,7 +87,8 @@ func (w *Worker) Start(ctx context.Context) {
 
 // Shutdown stops fetching and waits for in-flight jobs to finish. When ctx
 // ends first it cancels their contexts and returns without acknowledging
-// them, so the queue delivers them again after its claim idle time.
+// them, so a Redis queue delivers them again after its claim idle time; an
+// in-memory queue (Config.InMemory) loses them when the process exits.
 func (w *Worker) Shutdown(ctx context.Context) error {
 	w.stopFetch()
 	select {
@@ -94,20 +99,31 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	w.abortJobs()
-	w.log.Warn("worker stopped with jobs in flight; they will be redelivered")
+	if w.cfg.InMemory {
+		w.log.Warn("worker stopped with jobs in flight; the in-memory queue ends with this process, " +
+			"so they are lost, as are the jobs still queued")
+	} else {
+		w.log.Warn("worker stopped with jobs in flight; they will be redelivered")
+	}
 	return fmt.Errorf("waiting for in-flight jobs: %w", ctx.Err())
 }
 
-// loop fetches one job at a time, so that Concurrency loops never hold
-// more jobs than they can run.
+// loop is the worker's only caller of Fetch. It asks for as many jobs as
+// there are free slots and runs each on its own goroutine. One fetch then
+// brings a batch, which costs one round trip to a remote queue instead of
+// one per job, and the worker never holds more jobs than it can run.
 func (w *Worker) loop() {
-	defer w.loops.Done()
 	failures := 0
 	for {
-		ds, err := w.consumer.Fetch(w.fetchCtx, 1)
-		for _, d := range ds {
-			w.process(d)
+		free, ok := w.acquire()
+		if !ok {
+			return
 		}
+		ds, err := w.consumer.Fetch(w.fetchCtx, free)
+		for _, d := range ds {
+			w.running.Go(func() { w.process(d) })
+		}
+		w.release(free - len(ds))
 		if w.fetchCtx.Err() != nil {
 			return
 		}
@@ -126,7 +142,52 @@ func (w *Worker) loop() {
 	}
 }
 
+// acquire waits for a free slot, then takes every other slot that is free
+// too, and returns how many it took. It returns false once fetching stops.
+func (w *Worker) acquire() (int, bool) {
+	select {
+	case w.slots <- struct{}{}:
+	case <-w.fetchCtx.Done():
+		return 0, false
+	}
+	// Handlers that were just started may be about to free their slots too;
+	// letting them run first makes the next batch larger.
+	runtime.Gosched()
+	n := 1
+	for n < cap(w.slots) {
+		select {
+		case w.slots <- struct{}{}:
+			n++
+		default:
+			return n, true
+		}
+	}
+	return n, true
+}
+
+// release frees n slots.
+func (w *Worker) release(n int) {
+	for range n {
+		<-w.slots
+	}
+}
+
+// handlerDone trades the slot of a job whose handler has returned for a
+// settlement token. settled returns the token.
+func (w *Worker) handlerDone() {
+	w.settling <- struct{}{}
+	w.release(1)
+}
+
+func (w *Worker) settled() { <-w.settling }
+
 // process runs one delivery and settles it: complete, retry or dead-letter.
+//
+// The delivery's slot is freed as soon as the handler returns, so that the
+// next fetch overlaps the round trip that settles this job rather than
+// waiting for it. Settlements in flight are bounded by their own tokens: when
+// the queue stops answering they run out, the slots stay taken and fetching
+// stops.
 func (w *Worker) process(d jobs.Delivery) {
 	job := d.Job
 	log := w.log.With("job_id", job.ID, "type", job.Type, "attempt", job.Attempts)
@@ -134,20 +195,26 @@ func (w *Worker) process(d jobs.Delivery) {
 	h, ok := w.handlers.Lookup(job.Type)
 	if !ok {
 		// Retrying cannot help: no attempt will find a handler either.
+		w.handlerDone()
+		defer w.settled()
 		w.deadLetter(d, log, "unknown", errUnknownType)
 		return
 	}
 
-	log.Info("job started")
+	log.Debug("job started")
 	start := time.Now()
 	err := w.run(h, job, log)
 	elapsed := time.Since(start)
+	w.handlerDone()
+	defer w.settled()
 	w.metrics.observe(job.Type, elapsed, err)
 
 	switch {
 	case err == nil:
 		w.settle(log, "completing job", func(ctx context.Context) error { return w.consumer.Complete(ctx, d) })
 		log.Info("job done", "duration", elapsed)
+	case w.jobCtx.Err() != nil && w.cfg.InMemory:
+		log.Warn("job abandoned by shutdown; the in-memory queue loses it", "error", err, "duration", elapsed)
 	case w.jobCtx.Err() != nil:
 		log.Warn("job abandoned by shutdown; it will be redelivered", "error", err, "duration", elapsed)
 	case job.Attempts >= w.cfg.MaxAttempts:

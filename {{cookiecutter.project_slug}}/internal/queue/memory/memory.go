@@ -6,7 +6,6 @@ package memory
 import (
 	"container/heap"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -42,8 +41,8 @@ func New() *Queue {
 
 // Enqueue stores a new queued job.
 func (q *Queue) Enqueue(_ context.Context, jobType string, payload json.RawMessage) (jobs.Job, error) {
-	id := rand.Text() // 128 random bits, so ids handed to clients are unguessable
 	now := q.now().UTC()
+	id := jobs.NewID(now)
 	j := &jobs.Job{
 		ID:        id,
 		Type:      jobType,
@@ -192,6 +191,14 @@ func (q *Queue) finish(d jobs.Delivery, status jobs.Status, errText string) erro
 		q.finished = q.finished[1:]
 	}
 	return nil
+}
+
+// Unfinished returns how many jobs are queued, waiting for a retry or
+// running: the jobs that ending the process loses.
+func (q *Queue) Unfinished() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.jobs) - len(q.finished)
 }
 
 // signal wakes every waiting Fetch. The caller holds q.mu.

@@ -160,3 +160,23 @@ func TestFinishedJobsBounded(t *testing.T) {
 		t.Errorf("stored jobs = %d, want %d", n, maxFinished)
 	}
 }
+
+func TestUnfinished(t *testing.T) {
+	q := New()
+	ctx := context.Background()
+	for range 3 {
+		if _, err := q.Enqueue(ctx, "echo", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := q.Fetch(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Complete(ctx, ds[0]); err != nil {
+		t.Fatal(err)
+	}
+	if n := q.Unfinished(); n != 2 {
+		t.Errorf("Unfinished() = %d, want 2", n)
+	}
+}

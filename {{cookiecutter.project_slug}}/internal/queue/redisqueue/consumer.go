@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,12 +29,15 @@ const (
 
 // Fetch waits until jobs are available or ctx ends, and returns at most limit
 // deliveries (one when limit is below 1), marked running with Attempts
-// incremented. Each round it first claims entries left idle for longer than
-// ClaimIdle (this is how the jobs of a crashed worker come back), then moves
-// due retries onto the stream, then reads new entries.
+// incremented. Besides reading new entries it does the queue's upkeep, each
+// part only when it is due (see upkeep): it claims entries left idle for
+// longer than ClaimIdle (this is how the jobs of a crashed worker come back)
+// and moves due retries onto the stream.
 //
-// Fetch returns the first Redis error instead of retrying, so the caller can
-// back off while Redis is down; go-redis reconnects on a later call. When ctx
+// The first Fetch creates the stream and the consumer group when they do not
+// exist yet. Fetch returns the first Redis error instead of retrying, so the
+// caller can back off while Redis is down; go-redis reconnects on a later
+// call, and the group is created on the first call that reaches Redis. When ctx
 // ends Fetch returns ctx.Err(), unless Redis has already handed over entries.
 // Those are returned, and the caller should finish them with Complete, Retry
 // or DeadLetter under a context that is still live: a delivery left alone is
@@ -44,14 +48,17 @@ func (q *Queue) Fetch(ctx context.Context, limit int) ([]jobs.Delivery, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		ds, err := q.fetchOnce(ctx, limit)
-		if redis.HasErrorPrefix(err, "NOGROUP") {
-			// The stream and its group are gone: Redis restarted without
-			// persistence, or someone deleted the key.
-			q.log.Warn("consumer group missing, recreating it", "error", err)
+		if !q.groupReady.Load() {
 			if err := q.ensureGroup(ctx); err != nil {
 				return nil, err
 			}
+		}
+		ds, err := q.fetchOnce(ctx, limit)
+		if isNoGroup(err) {
+			// The stream and its group are gone: Redis restarted without
+			// persistence, or someone deleted the key.
+			q.log.Warn("consumer group missing, recreating it", "error", err)
+			q.groupReady.Store(false)
 			continue
 		}
 		if err != nil || len(ds) > 0 {
@@ -63,57 +70,129 @@ func (q *Queue) Fetch(ctx context.Context, limit int) ([]jobs.Delivery, error) {
 // fetchOnce runs one round of Fetch. It may return no deliveries and no error
 // when nothing arrived within fetchBlock or every entry was skipped.
 func (q *Queue) fetchOnce(ctx context.Context, limit int) ([]jobs.Delivery, error) {
-	msgs, err := q.claim(ctx, limit)
+	msgs, nextUpkeep, err := q.upkeep(ctx, limit)
 	if err != nil {
 		return nil, err
 	}
 
-	keys := []string{q.keys.delayed, q.keys.stream}
-	if err := promoteScript.Run(ctx, q.rdb, keys, promoteLimit).Err(); err != nil {
-		return nil, fmt.Errorf("moving due retries: %w", err)
+	// Once entries are pending for this consumer, marking them running must
+	// not fail because ctx ended in the meantime (go-redis refuses a command
+	// on a cancelled context), or they would sit unseen until another
+	// consumer claims them.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
+	defer cancel()
+	if len(msgs) > 0 {
+		// Claimed deliveries go out at once, without waiting for new ones.
+		return q.start(sctx, msgs)
 	}
 
-	if n := limit - len(msgs); n > 0 {
-		// Wait for new entries only when nothing was claimed, so claimed
-		// deliveries are not held back by the block.
-		block := time.Duration(-1)
-		if len(msgs) == 0 {
-			block = blockFor(ctx)
-		}
-		streams, err := q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-			Group:    q.group,
-			Consumer: q.consumer,
-			Streams:  []string{q.keys.stream, ">"},
-			Count:    int64(n),
-			Block:    block,
-		}).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("reading stream: %w", err)
-		}
-		for _, s := range streams {
-			msgs = append(msgs, s.Messages...)
-		}
+	// A busy worker finds entries waiting, and readScript reads and starts
+	// them in one round trip. Only an empty stream costs the blocking read.
+	if ds, err := q.readStarted(sctx, limit); err != nil || len(ds) > 0 {
+		return ds, err
 	}
-
+	streams, err := q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group:    q.group,
+		Consumer: q.consumer,
+		Streams:  []string{q.keys.stream, ">"},
+		Count:    int64(limit),
+		Block:    blockFor(ctx, nextUpkeep),
+	}).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("reading stream: %w", err)
+	}
+	for _, s := range streams {
+		msgs = append(msgs, s.Messages...)
+	}
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	// The entries are now pending for this consumer. Marking them running
-	// must not fail because ctx ended in the meantime (go-redis refuses a
-	// command on a cancelled context), or they would sit unseen until
-	// another consumer claims them.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
-	defer cancel()
 	return q.start(sctx, msgs)
+}
+
+// isNoGroup reports whether err says the stream or its consumer group does
+// not exist. Redis 7 keeps the NOGROUP prefix of an error raised inside a
+// script; Redis 6.2 wraps it in an "ERR Error running script" message.
+func isNoGroup(err error) bool {
+	return err != nil && (redis.HasErrorPrefix(err, "NOGROUP") || strings.Contains(err.Error(), "NOGROUP"))
+}
+
+// upkeep claims idle entries and moves due retries onto the stream, each
+// only when it is due, and returns the claimed entries and when the next
+// upkeep is due. Doing both on every fetch would add two round trips to
+// every job; a busy worker fetches thousands of times a second, while a
+// dead consumer's entries wait ClaimIdle anyway. So claiming runs every
+// upkeepEvery, which delays a redelivery by at most that much past
+// ClaimIdle. Promoting runs when this process's own retries fall due (Retry
+// lowers nextPromote) or when the earliest score in the delayed set says
+// so, and at least every upkeepEvery for retries that other processes
+// scheduled.
+func (q *Queue) upkeep(ctx context.Context, limit int) ([]redis.XMessage, time.Time, error) {
+	q.claimMu.Lock()
+	defer q.claimMu.Unlock()
+
+	now := time.Now()
+	var msgs []redis.XMessage
+	if !now.Before(q.nextClaim) {
+		var err error
+		if msgs, err = q.claim(ctx, limit); err != nil {
+			return nil, time.Time{}, err
+		}
+		q.nextClaim = now.Add(q.upkeepEvery)
+		if q.claimCursor != "0-0" {
+			// The scan stopped partway through the pending list.
+			q.nextClaim = now
+		}
+	}
+
+	if due := q.nextPromote.Load(); now.UnixNano() >= due {
+		wait, err := q.promote(ctx)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		// A Retry may have lowered nextPromote since it was loaded; keep
+		// the earlier time.
+		next := now.Add(min(wait, q.upkeepEvery)).UnixNano()
+		q.nextPromote.CompareAndSwap(due, next)
+	}
+
+	nextUpkeep := q.nextClaim
+	if p := time.Unix(0, q.nextPromote.Load()); p.Before(nextUpkeep) {
+		nextUpkeep = p
+	}
+	return msgs, nextUpkeep, nil
+}
+
+// promote moves due retries onto the stream and returns how long until the
+// earliest remaining retry is due, or upkeepEvery when none is left.
+func (q *Queue) promote(ctx context.Context) (time.Duration, error) {
+	keys := []string{q.keys.delayed, q.keys.stream}
+	ms, err := promoteScript.Run(ctx, q.rdb, keys, promoteLimit).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("moving due retries: %w", err)
+	}
+	if ms < 0 {
+		return q.upkeepEvery, nil
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// promoteBy makes the next Fetch move due retries no later than t.
+func (q *Queue) promoteBy(t time.Time) {
+	want := t.UnixNano()
+	for {
+		cur := q.nextPromote.Load()
+		if cur <= want || q.nextPromote.CompareAndSwap(cur, want) {
+			return
+		}
+	}
 }
 
 // claim takes over entries idle for longer than ClaimIdle with XAUTOCLAIM.
 // The scan resumes where the previous one stopped, so a pending list longer
-// than one batch is still covered over successive fetches.
+// than one batch is still covered over successive fetches. The caller holds
+// claimMu.
 func (q *Queue) claim(ctx context.Context, limit int) ([]redis.XMessage, error) {
-	q.claimMu.Lock()
-	defer q.claimMu.Unlock()
-
 	msgs, next, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 		Stream:   q.keys.stream,
 		Group:    q.group,
@@ -134,9 +213,10 @@ func (q *Queue) claim(ctx context.Context, limit int) ([]redis.XMessage, error) 
 }
 
 // blockFor returns how long XREADGROUP may block: fetchBlock, or less when
-// ctx ends sooner. It never returns 0, which Redis reads as "block forever".
-func blockFor(ctx context.Context) time.Duration {
-	block := fetchBlock
+// ctx ends or the next upkeep is due sooner. It never returns 0, which Redis
+// reads as "block forever".
+func blockFor(ctx context.Context, nextUpkeep time.Time) time.Duration {
+	block := min(fetchBlock, time.Until(nextUpkeep))
 	if deadline, ok := ctx.Deadline(); ok {
 		block = min(block, time.Until(deadline))
 	}
@@ -163,36 +243,64 @@ func (q *Queue) start(ctx context.Context, msgs []redis.XMessage) ([]jobs.Delive
 	ds := make([]jobs.Delivery, 0, len(replies))
 	for i, reply := range replies {
 		m := msgs[i]
-		fields, ok := reply.([]any)
-		if !ok {
-			q.logSkipped(m, reply)
-			continue
+		if ds, err = q.collect(ctx, ds, m.ID, entryJobID(m), reply); err != nil {
+			break
 		}
-		job, err := parseJob(pairs(fields))
-		if err != nil {
-			// A hash this package cannot read would fail the same way on
-			// every redelivery, so it goes to the dead-letter stream now.
-			q.log.Error("unreadable job state, dead-lettering it", "receipt", m.ID, "error", err)
-			bad := jobs.Delivery{Job: jobs.Job{ID: entryJobID(m)}, Receipt: m.ID}
-			if err := q.DeadLetter(ctx, bad, err); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		ds = append(ds, jobs.Delivery{Job: job, Receipt: m.ID})
 	}
-
 	q.track(ds)
-	return ds, nil
+	return ds, err
 }
 
-func (q *Queue) logSkipped(m redis.XMessage, reason any) {
-	id := m.Values["id"]
+// readStarted reads up to limit new entries and starts their jobs with
+// readScript, and turns them into deliveries as start does.
+func (q *Queue) readStarted(ctx context.Context, limit int) ([]jobs.Delivery, error) {
+	replies, err := readScript.Run(ctx, q.rdb, []string{q.keys.stream},
+		q.group, q.consumer, limit, stamp(), q.keys.prefix).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("reading stream: %w", err)
+	}
+
+	ds := make([]jobs.Delivery, 0, len(replies))
+	for _, reply := range replies {
+		triple, _ := reply.([]any)
+		if len(triple) != 3 {
+			return nil, fmt.Errorf("reading stream: unexpected script reply %v", reply)
+		}
+		receipt, _ := triple[0].(string)
+		jobID, _ := triple[1].(string)
+		if ds, err = q.collect(ctx, ds, receipt, jobID, triple[2]); err != nil {
+			break
+		}
+	}
+	q.track(ds)
+	return ds, err
+}
+
+// collect appends the delivery that one result of the start function
+// describes to ds, or leaves it out when the entry was skipped. A job whose
+// hash cannot be parsed would fail the same way on every redelivery, so it
+// is dead-lettered at once.
+func (q *Queue) collect(ctx context.Context, ds []jobs.Delivery, receipt, jobID string, reply any) ([]jobs.Delivery, error) {
+	fields, ok := reply.([]any)
+	if !ok {
+		q.logSkipped(receipt, jobID, reply)
+		return ds, nil
+	}
+	job, err := parseJob(pairs(fields))
+	if err != nil {
+		q.log.Error("unreadable job state, dead-lettering it", "receipt", receipt, "error", err)
+		bad := jobs.Delivery{Job: jobs.Job{ID: jobID}, Receipt: receipt}
+		return ds, q.DeadLetter(ctx, bad, err)
+	}
+	return append(ds, jobs.Delivery{Job: job, Receipt: receipt}), nil
+}
+
+func (q *Queue) logSkipped(receipt, jobID string, reason any) {
 	if reason == "missing" {
-		q.log.Warn("job state expired or missing, entry dropped", "job_id", id, "receipt", m.ID)
+		q.log.Warn("job state expired or missing, entry dropped", "job_id", jobID, "receipt", receipt)
 		return
 	}
-	q.log.Info("job already finished, entry dropped", "job_id", id, "status", reason, "receipt", m.ID)
+	q.log.Info("job already finished, entry dropped", "job_id", jobID, "status", reason, "receipt", receipt)
 }
 
 // entryJobID returns the job id a stream entry carries.
@@ -239,6 +347,7 @@ func (q *Queue) Retry(ctx context.Context, d jobs.Delivery, cause error, delay t
 	if err != nil {
 		return fmt.Errorf("retrying job %s: %w", d.Job.ID, err)
 	}
+	q.promoteBy(time.Now().Add(delay))
 	q.logUnchanged("retry", d, res)
 	return nil
 }

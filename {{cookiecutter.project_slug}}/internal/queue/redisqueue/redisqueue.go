@@ -38,8 +38,6 @@ package redisqueue
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,6 +46,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -92,10 +91,25 @@ type Queue struct {
 	claimIdle time.Duration
 	retention time.Duration
 
+	// upkeepEvery is how often Fetch claims idle entries and looks for due
+	// retries: min(ClaimIdle/4, 1s).
+	upkeepEvery time.Duration
+
 	// claimMu guards claimCursor, where the next XAUTOCLAIM scan of the
-	// pending list starts, so that a long list is scanned across fetches.
+	// pending list starts, so that a long list is scanned across fetches,
+	// and nextClaim, when the next scan is due.
 	claimMu     sync.Mutex
 	claimCursor string
+	nextClaim   time.Time
+
+	// nextPromote is when the delayed set next holds a due retry, as far as
+	// this process knows, in Unix nanoseconds. Retry lowers it without
+	// waiting for a Fetch that holds claimMu.
+	nextPromote atomic.Int64
+
+	// groupReady is set once this process has created or found the
+	// consumer group, and cleared when Redis reports it missing.
+	groupReady atomic.Bool
 
 	// inflightMu guards inflight, the receipts this process has fetched and
 	// not yet finished. The heartbeat keeps them from looking abandoned.
@@ -131,17 +145,15 @@ func newKeys(name string) keys {
 
 func (k keys) job(id string) string { return k.prefix + id }
 
-// New connects to Redis, creates the stream and its consumer group if they do
-// not exist yet, and starts the heartbeat of in-flight deliveries. It fails
-// when Redis cannot be reached, so a misconfigured URL shows at start-up.
-func New(ctx context.Context, opts Options) (*Queue, error) {
+// New builds the queue and starts the heartbeat of in-flight deliveries. It
+// does no network I/O: it fails only on an invalid URL, so a process can
+// start while Redis is unreachable and serve its probes (readiness reports
+// the queue unavailable until Ping succeeds). go-redis dials on first use and
+// redials after a lost connection, and Fetch creates the stream and its
+// consumer group on first use.
+func New(opts Options) (*Queue, error) {
 	q, err := newQueue(opts)
 	if err != nil {
-		return nil, err
-	}
-
-	if err := q.ensureGroup(ctx); err != nil {
-		_ = q.rdb.Close()
 		return nil, err
 	}
 
@@ -192,6 +204,7 @@ func newQueue(opts Options) (*Queue, error) {
 		consumer:    opts.Consumer,
 		claimIdle:   opts.ClaimIdle,
 		retention:   opts.Retention,
+		upkeepEvery: max(min(opts.ClaimIdle/4, time.Second), time.Millisecond),
 		claimCursor: "0-0",
 		inflight:    make(map[string]struct{}),
 		stop:        func() {},
@@ -216,6 +229,7 @@ func (q *Queue) ensureGroup(ctx context.Context) error {
 	if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
 		return fmt.Errorf("creating consumer group: %w", err)
 	}
+	q.groupReady.Store(true)
 	return nil
 }
 
@@ -228,22 +242,28 @@ func (q *Queue) Close() error {
 		q.stop()
 		q.beating.Wait()
 
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		keys := []string{q.keys.stream}
-		left, lerr := leaveScript.Run(ctx, q.rdb, keys, q.group, q.consumer).Int()
-		switch {
-		case lerr != nil:
-			q.log.Warn("leaving consumer group failed", "consumer", q.consumer, "error", lerr)
-		case left == 0:
-			q.log.Info("consumer kept in group, deliveries pending", "consumer", q.consumer)
+		// A process that never fetched (the API) never joined the group.
+		if q.groupReady.Load() {
+			q.leaveGroup()
 		}
-
 		if cerr := q.rdb.Close(); cerr != nil {
 			err = fmt.Errorf("closing redis client: %w", cerr)
 		}
 	})
 	return err
+}
+
+func (q *Queue) leaveGroup() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	keys := []string{q.keys.stream}
+	left, err := leaveScript.Run(ctx, q.rdb, keys, q.group, q.consumer).Int()
+	switch {
+	case err != nil:
+		q.log.Warn("leaving consumer group failed", "consumer", q.consumer, "error", err)
+	case left == 0:
+		q.log.Info("consumer kept in group, deliveries pending", "consumer", q.consumer)
+	}
 }
 
 // Ping sends PING and returns an error if Redis does not reply.
@@ -260,7 +280,7 @@ func (q *Queue) Ping(ctx context.Context) error {
 func (q *Queue) Enqueue(ctx context.Context, jobType string, payload json.RawMessage) (jobs.Job, error) {
 	now := time.Now().UTC()
 	job := jobs.Job{
-		ID:        newID(now),
+		ID:        jobs.NewID(now),
 		Type:      jobType,
 		Payload:   payload,
 		Status:    jobs.StatusQueued,
@@ -290,27 +310,6 @@ func (q *Queue) Get(ctx context.Context, id string) (jobs.Job, error) {
 		return jobs.Job{}, jobs.ErrNotFound
 	}
 	return parseJob(fields)
-}
-
-// newID returns a UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then
-// random bits. Ids sort by creation time, which keeps logs and key scans
-// readable, and 74 random bits make collisions negligible.
-func newID(now time.Time) string {
-	var b [16]byte
-	// Since Go 1.24 crypto/rand.Read crashes the program instead of returning
-	// an error, so there is no error to handle.
-	_, _ = rand.Read(b[6:])
-
-	ms := uint64(now.UnixMilli())
-	for i := 5; i >= 0; i-- {
-		b[i] = byte(ms)
-		ms >>= 8
-	}
-	b[6] = 0x70 | b[6]&0x0f // version 7
-	b[8] = 0x80 | b[8]&0x3f // variant 10
-
-	s := hex.EncodeToString(b[:])
-	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
 }
 
 // jobFields is the hash form of a job.
@@ -356,14 +355,35 @@ func parseJob(f map[string]string) (jobs.Job, error) {
 // pool trouble) to log, so that they come out as JSON like every other line.
 // go-redis keeps one logger for the whole process, so call this once, from
 // main, rather than per Queue.
+//
+// While Redis is down go-redis logs every failed dial of every connection,
+// so at most one line per clientLogInterval gets through, with the count of
+// the lines dropped since the previous one.
 func RouteClientLogs(log *slog.Logger) {
-	redis.SetLogger(clientLogger{log: log})
+	redis.SetLogger(&clientLogger{log: log})
 }
 
-type clientLogger struct{ log *slog.Logger }
+const clientLogInterval = 10 * time.Second
 
-func (l clientLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.WarnContext(ctx, "redis client", "message", fmt.Sprintf(format, v...))
+type clientLogger struct {
+	log *slog.Logger
+
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (l *clientLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.mu.Lock()
+	if time.Since(l.last) < clientLogInterval {
+		l.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	suppressed := l.suppressed
+	l.last, l.suppressed = time.Now(), 0
+	l.mu.Unlock()
+	l.log.WarnContext(ctx, "redis client", "message", fmt.Sprintf(format, v...), "suppressed", suppressed)
 }
 
 // stamp formats the time a state change is recorded with.

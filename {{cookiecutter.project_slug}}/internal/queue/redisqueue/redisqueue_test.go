@@ -74,10 +74,7 @@ func redisClient(t *testing.T, url string) *redis.Client {
 // ends. ClaimIdle 0 means the default.
 func open(t *testing.T, url, name, consumer string, claimIdle time.Duration) *Queue {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-
-	q, err := New(ctx, Options{
+	q, err := New(Options{
 		URL:       url,
 		Name:      name,
 		Consumer:  consumer,
@@ -206,7 +203,7 @@ func TestGetUnknown(t *testing.T) {
 	url := redisURL(t)
 	q := open(t, url, testName(t, url), "a", 0)
 
-	_, err := q.Get(context.Background(), newID(time.Now()))
+	_, err := q.Get(context.Background(), jobs.NewID(time.Now()))
 	if !errors.Is(err, jobs.ErrNotFound) {
 		t.Fatalf("Get of an unknown id: error %v, want jobs.ErrNotFound", err)
 	}
@@ -445,6 +442,9 @@ func TestGroupRecreated(t *testing.T) {
 	name := testName(t, url)
 	q := open(t, url, name, "a", 0)
 	rdb := redisClient(t, url)
+	if err := q.ensureGroup(context.Background()); err != nil {
+		t.Fatalf("creating the group: %v", err)
+	}
 
 	rdb.Del(context.Background(), name+":stream")
 	job := mustEnqueue(t, q, `{}`)
@@ -613,6 +613,46 @@ func TestFailsWhileRedisDown(t *testing.T) {
 	}
 }
 
+// New succeeds while nothing listens at the Redis address, so a process can
+// start during a Redis outage; once Redis is up, the same Queue enqueues,
+// creates its consumer group and delivers. Starts its own redis-server.
+func TestNewWhileRedisDown(t *testing.T) {
+	t.Parallel()
+	redisURL(t)
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server is not on PATH")
+	}
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	q := open(t, "redis://"+addr+"/0", "down-at-start", "a", 0)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := q.Ping(ctx); err == nil {
+		t.Fatal("Ping succeeded before redis-server started")
+	}
+	if _, err := q.Fetch(ctx, 1); err == nil || ctx.Err() != nil {
+		t.Fatalf("Fetch before redis-server started: error %v, want a connection error", err)
+	}
+
+	startRedis(t, bin, t.TempDir(), port)
+	if err := q.Ping(ctx); err != nil {
+		t.Fatalf("Ping after redis-server started: %v", err)
+	}
+	job := mustEnqueue(t, q, `{"n":1}`)
+	d := fetchOne(t, q)
+	if d.Job.ID != job.ID || d.Job.Attempts != 1 {
+		t.Fatalf("fetched job %s attempt %d, want %s attempt 1", d.Job.ID, d.Job.Attempts, job.ID)
+	}
+	if err := q.Complete(ctx, d); err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	if got := mustGet(t, q, job.ID); got.Status != jobs.StatusDone {
+		t.Fatalf("after Complete: status %q, want done", got.Status)
+	}
+}
+
 // Jobs enqueued and deliveries pending survive a crash of a Redis that runs
 // with appendonly, and the same Queue carries on once Redis is back. Starts
 // its own redis-server.
@@ -722,22 +762,9 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-func TestNewID(t *testing.T) {
-	t.Parallel()
-	uuidV7 := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-	now := time.Now()
-	a, b := newID(now), newID(now.Add(time.Millisecond))
-	if !uuidV7.MatchString(a) || !uuidV7.MatchString(b) {
-		t.Fatalf("ids %q, %q are not UUIDv7", a, b)
-	}
-	if a >= b {
-		t.Fatalf("id %q of an earlier job sorts after %q", a, b)
-	}
-}
-
 func TestBadURLHidesPassword(t *testing.T) {
 	t.Parallel()
-	_, err := New(context.Background(), Options{URL: "redis://user:s3cret@127.0.0.1:99x/0"})
+	_, err := New(Options{URL: "redis://user:s3cret@127.0.0.1:99x/0"})
 	if err == nil {
 		t.Fatal("New accepted a malformed URL")
 	}

@@ -19,27 +19,63 @@ import "github.com/redis/go-redis/v9"
 // due. Redis replicates a script's effects rather than the script itself (the
 // default since Redis 5), which is what allows writes after TIME.
 
-// startScript marks fetched jobs running and counts the attempt. Entries
-// whose job is finished or whose hash has expired are acknowledged and
-// deleted instead. The reply has one element per entry: the job's fields, or
-// the reason it was skipped ("missing", "done" or "failed").
+// startLua is the Lua function that startScript and readScript share. It
+// marks the job of one delivered entry running and counts the attempt, and
+// returns the job's fields. An entry whose job is finished or whose hash has
+// expired is acknowledged and deleted instead, and the function returns why
+// ("missing", "done" or "failed").
+const startLua = `
+local function start(stream, group, key, entry, now)
+  local status = redis.call('HGET', key, 'status')
+  if not status or status == 'done' or status == 'failed' then
+    redis.call('XACK', stream, group, entry)
+    redis.call('XDEL', stream, entry)
+    return status or 'missing'
+  end
+  redis.call('HINCRBY', key, 'attempts', 1)
+  redis.call('HSET', key, 'status', 'running', 'updated_at', now)
+  return redis.call('HGETALL', key)
+end
+`
+
+// startScript starts the jobs of entries already delivered to this
+// consumer, the ones XAUTOCLAIM or a blocking XREADGROUP returned. The reply
+// has one element per entry: what start returned.
 //
 // KEYS[1] stream, KEYS[2..n] job hashes
 // ARGV[1] group, ARGV[2] now, ARGV[3..n+1] entry ids, in the order of the hashes.
-var startScript = redis.NewScript(`
+var startScript = redis.NewScript(startLua + `
 local out = {}
 for i = 2, #KEYS do
-  local entry = ARGV[i + 1]
-  local status = redis.call('HGET', KEYS[i], 'status')
-  if not status or status == 'done' or status == 'failed' then
-    redis.call('XACK', KEYS[1], ARGV[1], entry)
-    redis.call('XDEL', KEYS[1], entry)
-    out[#out + 1] = status or 'missing'
-  else
-    redis.call('HINCRBY', KEYS[i], 'attempts', 1)
-    redis.call('HSET', KEYS[i], 'status', 'running', 'updated_at', ARGV[2])
-    out[#out + 1] = redis.call('HGETALL', KEYS[i])
+  out[#out + 1] = start(KEYS[1], ARGV[1], KEYS[i], ARGV[i + 1], ARGV[2])
+end
+return out
+`)
+
+// readScript reads up to ARGV[3] new entries for the consumer and starts
+// their jobs, so that a worker with jobs waiting gets them in one round trip
+// instead of two. XREADGROUP does not block inside a script; when the reply
+// is empty the caller waits with a blocking XREADGROUP and startScript. The
+// reply has one {entry id, job id, start's result} triple per entry.
+//
+// The job hashes are not in KEYS because their names are only known once
+// the entries are read. On Redis Cluster this needs the hash tag that the
+// package comment describes.
+//
+// KEYS[1] stream
+// ARGV[1] group, ARGV[2] consumer, ARGV[3] count, ARGV[4] now,
+// ARGV[5] prefix of the job hash keys.
+var readScript = redis.NewScript(startLua + `
+local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
+  'STREAMS', KEYS[1], '>')
+if not read then return {} end
+local out = {}
+for _, e in ipairs(read[1][2]) do
+  local entry, fields, id = e[1], e[2], ''
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == 'id' then id = fields[i + 1] end
   end
+  out[#out + 1] = {entry, id, start(KEYS[1], ARGV[1], ARGV[5] .. id, entry, ARGV[4])}
 end
 return out
 `)
@@ -108,7 +144,10 @@ return 'ok'
 // promoteScript moves retries that are due from the delayed set back onto
 // the stream. Removing and appending in one script means a job is never in
 // both places, nor in neither. It moves at most ARGV[1] jobs per call to
-// keep the script short; the next fetch moves the rest.
+// keep the script short; the next fetch moves the rest. It replies how many
+// milliseconds remain until the earliest retry left in the set is due (0
+// when more are due already), or -1 when the set is empty. The reply is
+// relative, so the caller's clock need not agree with Redis's.
 //
 // KEYS[1] delayed set, KEYS[2] stream
 // ARGV[1] limit.
@@ -120,7 +159,9 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   redis.call('XADD', KEYS[2], '*', 'id', id)
 end
-return #ids
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #first == 0 then return -1 end
+return math.max(tonumber(first[2]) - now, 0)
 `)
 
 // leaveScript removes a consumer from the group if it holds no pending
