@@ -12,6 +12,7 @@ cache through a file:// GOPROXY. The scratch runtime image is the real thing.
 """
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -278,3 +279,75 @@ def test_stop_exits_zero_within_grace(built, engine, redis_server, component):
         engine.remove_container(name)
     assert elapsed < STOP_GRACE, f"podman stop took {elapsed:.1f} s"
     assert state["ExitCode"] == 0, state
+
+
+# ------------------------------------------------------------------------------
+# The build script
+
+
+@pytest.mark.validators
+@pytest.mark.parametrize("profile", PROFILES)
+def test_build_script_passes_shellcheck(baked, profile):
+    script = baked(profile=profile) / "scripts" / "build-image.sh"
+    shellcheck = shutil.which("shellcheck") or shutil.which(
+        "shellcheck", path=str(Path(sys.executable).parent)
+    )
+    assert shellcheck, "shellcheck is not installed (see scripts/setup.sh)"
+    result = subprocess.run(
+        [shellcheck, str(script)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.image
+@pytest.mark.slow
+def test_build_script_builds_with_buildah(built, engine, tmp_path):
+    # The script calls plain buildah, so its storage and isolation come from
+    # the environment: the same private root as the other image tests.
+    storage_conf = tmp_path / "storage.conf"
+    storage_conf.write_text(
+        "[storage]\n"
+        'driver = "vfs"\n'
+        f'graphroot = "{engine.root / "storage"}"\n'
+        f'runroot = "{engine.root / "run"}"\n'
+    )
+    env = dict(
+        engine.env,
+        BUILDER="buildah",
+        BUILDAH_ISOLATION="chroot",
+        CONTAINERS_STORAGE_CONF=str(storage_conf),
+        VERSION="v9.8.7",
+        COMMIT="f" * 40,
+        BUILD_DATE="2026-02-03T04:05:06Z",
+    )
+    command = [
+        "scripts/build-image.sh",
+        "--target", "production",
+        "--component", "api",
+        "--image", "localhost/script-test",
+        "--",
+        "--pull=never",
+        "--volume", f"{built['proxy']}:{imagekit.PROXY_MOUNT}:ro",
+        "--build-arg", f"GOPROXY=file://{imagekit.PROXY_MOUNT}",
+    ]  # fmt: skip
+    result = subprocess.run(
+        command,
+        cwd=built["project"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    size_line = [
+        line
+        for line in result.stdout.splitlines()
+        if line.startswith("localhost/script-test-api:v9.8.7")
+    ]
+    assert len(size_line) == 1
+    assert re.search(r" \d+(\.\d+)? MB$", size_line[0]), size_line[0]
+    image = "localhost/script-test-api:v9.8.7"
+    labels = engine.image_config(image)["Docker"]["config"]["Labels"]
+    assert labels["org.opencontainers.image.version"] == "v9.8.7"
+    assert labels["org.opencontainers.image.revision"] == "f" * 40

@@ -98,12 +98,27 @@ build_command() {
   esac
 }
 
-image_size() {
-  case "$BUILDER" in
-    docker) docker image inspect --format '{{.Size}}' "$1" ;;
-    podman) podman image inspect --format '{{.Size}}' "$1" ;;
-    buildah) buildah inspect --type image --format '{{.ImageSize}}' "$1" 2>/dev/null || echo "?" ;;
+# The Go architecture name of this machine, which uname spells differently.
+host_arch() {
+  case "$(uname -m)" in
+    x86_64) echo amd64 ;;
+    aarch64 | arm64) echo arm64 ;;
+    *) uname -m ;;
   esac
+}
+
+# Print an image's uncompressed size in MB (10^6 bytes), as buildah does.
+image_size() {
+  local bytes
+  case "$BUILDER" in
+    docker) bytes=$(docker image inspect --format '{{.Size}}' "$1") ;;
+    podman) bytes=$(podman image inspect --format '{{.Size}}' "$1") ;;
+    buildah)
+      buildah images --format '{{.Size}}' "$1"
+      return
+      ;;
+  esac
+  awk -v bytes="$bytes" 'BEGIN { printf "%.1f MB\n", bytes / 1000000 }'
 }
 
 image_name() {
@@ -125,7 +140,7 @@ if [[ -n "$platform" ]]; then
   common+=(--platform "$platform")
 elif [[ "$BUILDER" != docker ]]; then
   # Older buildah and podman set TARGETOS and TARGETARCH only with --platform.
-  common+=(--build-arg "TARGETOS=linux" --build-arg "TARGETARCH=$(go env GOARCH 2>/dev/null || uname -m)")
+  common+=(--build-arg "TARGETOS=linux" --build-arg "TARGETARCH=$(host_arch)")
 fi
 for secret in "${secrets[@]}"; do
   common+=(--secret "$secret")
@@ -152,7 +167,7 @@ for component in "${components[@]}"; do
 done
 
 echo
-printf '%-60s %12s\n' IMAGE BYTES
+printf '%-60s %12s\n' IMAGE SIZE
 for name in "${built[@]}"; do
   printf '%-60s %12s\n' "$name" "$(image_size "$name")"
 done
