@@ -24,9 +24,16 @@ type Config struct {
 	JobTimeout   time.Duration // limit of one attempt
 	RetryBackoff time.Duration // delay before the first retry, doubled per attempt
 	// InMemory is true when the queue lives in this process, so jobs that
-	// shutdown abandons are lost with it instead of being redelivered.
+	// shutdown abandons are lost with it instead of being redelivered, and
+	// a fetch costs no round trip, so the worker does not batch fetches.
 	InMemory bool
 }
+
+// settlingPerSlot is how many finished jobs per slot may wait for their
+// Complete, Retry or DeadLetter call. The Redis queue batches completions
+// and replies to several a round trip later. With one per slot, the slots
+// would sit idle during that round trip.
+const settlingPerSlot = 4
 
 // ackTimeout bounds Complete, Retry and DeadLetter calls. Those run on
 // their own context so that a shutdown does not cut off the acknowledgement
@@ -49,7 +56,7 @@ type Worker struct {
 	jobCtx    context.Context // ends when in-flight jobs are abandoned
 	abortJobs context.CancelFunc
 	slots     chan struct{} // one token per running handler, Concurrency at most
-	settling  chan struct{} // one token per settlement in flight, Concurrency at most
+	settling  chan struct{} // one token per settlement in flight
 	running   sync.WaitGroup
 	done      chan struct{}
 }
@@ -68,17 +75,28 @@ func New(c jobs.Consumer, handlers *jobs.Registry, cfg Config, log *slog.Logger,
 	}
 }
 
-// Start launches the fetch loop and returns at once. The loop runs until
+// Start launches the fetch loops and returns at once. They run until
 // Shutdown; ctx supplies values only, its cancellation is ignored.
 func (w *Worker) Start(ctx context.Context) {
 	base := context.WithoutCancel(ctx)
 	w.fetchCtx, w.stopFetch = context.WithCancel(base)
 	w.jobCtx, w.abortJobs = context.WithCancel(base)
 	w.slots = make(chan struct{}, max(w.cfg.Concurrency, 1))
-	w.settling = make(chan struct{}, cap(w.slots))
+	w.settling = make(chan struct{}, settlingPerSlot*cap(w.slots))
 
+	// A remote queue gets one loop that fetches in batches. An in-memory
+	// queue gets one loop per slot that runs its job inline, which saves a
+	// goroutine per job where batching would save nothing.
+	var loops sync.WaitGroup
+	if w.cfg.InMemory {
+		for range cap(w.slots) {
+			loops.Go(func() { w.loop(false) })
+		}
+	} else {
+		loops.Go(func() { w.loop(true) })
+	}
 	go func() {
-		w.loop()
+		loops.Wait()
 		w.running.Wait()
 		close(w.done)
 	}()
@@ -108,20 +126,25 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	return fmt.Errorf("waiting for in-flight jobs: %w", ctx.Err())
 }
 
-// loop is the worker's only caller of Fetch. It asks for as many jobs as
-// there are free slots and runs each on its own goroutine. One fetch then
-// brings a batch, which costs one round trip to a remote queue instead of
-// one per job, and the worker never holds more jobs than it can run.
-func (w *Worker) loop() {
+// loop fetches jobs until fetching stops. With batch set it asks for as
+// many jobs as there are free slots and runs each on its own goroutine. One
+// fetch then brings a batch, which costs one round trip to a remote queue
+// instead of one per job, and never more jobs than the worker can start at
+// once. Without batch it takes one slot and runs its one job inline.
+func (w *Worker) loop(batch bool) {
 	failures := 0
 	for {
-		free, ok := w.acquire()
+		free, ok := w.acquire(batch)
 		if !ok {
 			return
 		}
 		ds, err := w.consumer.Fetch(w.fetchCtx, free)
 		for _, d := range ds {
-			w.running.Go(func() { w.process(d) })
+			if batch {
+				w.running.Go(func() { w.process(d) })
+			} else {
+				w.process(d)
+			}
 		}
 		w.release(free - len(ds))
 		if w.fetchCtx.Err() != nil {
@@ -142,16 +165,20 @@ func (w *Worker) loop() {
 	}
 }
 
-// acquire waits for a free slot, then takes every other slot that is free
-// too, and returns how many it took. It returns false once fetching stops.
-func (w *Worker) acquire() (int, bool) {
+// acquire waits for a free slot and, with batch set, takes every other slot
+// that is free too. It returns how many it took, or false once fetching
+// stops.
+func (w *Worker) acquire(batch bool) (int, bool) {
 	select {
 	case w.slots <- struct{}{}:
 	case <-w.fetchCtx.Done():
 		return 0, false
 	}
-	// Handlers that were just started may be about to free their slots too;
-	// letting them run first makes the next batch larger.
+	if !batch {
+		return 1, true
+	}
+	// Handlers started moments ago may be about to free their slots.
+	// Yielding lets them run first, which makes the next batch larger.
 	runtime.Gosched()
 	n := 1
 	for n < cap(w.slots) {
@@ -183,11 +210,10 @@ func (w *Worker) settled() { <-w.settling }
 
 // process runs one delivery and settles it: complete, retry or dead-letter.
 //
-// The delivery's slot is freed as soon as the handler returns, so that the
-// next fetch overlaps the round trip that settles this job rather than
-// waiting for it. Settlements in flight are bounded by their own tokens: when
-// the queue stops answering they run out, the slots stay taken and fetching
-// stops.
+// The slot is freed as soon as the handler returns, so the next fetch
+// overlaps the round trip that settles this job. Settlements in flight take
+// tokens of their own. When the queue stops replying, the tokens run out,
+// the slots stay taken and fetching stops.
 func (w *Worker) process(d jobs.Delivery) {
 	job := d.Job
 	log := w.log.With("job_id", job.ID, "type", job.Type, "attempt", job.Attempts)

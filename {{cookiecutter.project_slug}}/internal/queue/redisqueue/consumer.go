@@ -87,7 +87,7 @@ func (q *Queue) fetchOnce(ctx context.Context, limit int) ([]jobs.Delivery, erro
 	}
 
 	// A busy worker finds entries waiting, and readScript reads and starts
-	// them in one round trip. Only an empty stream costs the blocking read.
+	// them in one round trip. Only an empty stream needs the blocking read.
 	if ds, err := q.readStarted(sctx, limit); err != nil || len(ds) > 0 {
 		return ds, err
 	}
@@ -110,23 +110,24 @@ func (q *Queue) fetchOnce(ctx context.Context, limit int) ([]jobs.Delivery, erro
 	return q.start(sctx, msgs)
 }
 
-// isNoGroup reports whether err says the stream or its consumer group does
-// not exist. Redis 7 keeps the NOGROUP prefix of an error raised inside a
-// script; Redis 6.2 wraps it in an "ERR Error running script" message.
+// isNoGroup reports whether err is Redis's NOGROUP error: the stream or its
+// consumer group does not exist. Redis 7.0 keeps the NOGROUP prefix when a
+// script raises the error. Older versions may put other text first, which
+// the substring match also covers.
 func isNoGroup(err error) bool {
 	return err != nil && (redis.HasErrorPrefix(err, "NOGROUP") || strings.Contains(err.Error(), "NOGROUP"))
 }
 
-// upkeep claims idle entries and moves due retries onto the stream, each
-// only when it is due, and returns the claimed entries and when the next
-// upkeep is due. Doing both on every fetch would add two round trips to
-// every job; a busy worker fetches thousands of times a second, while a
-// dead consumer's entries wait ClaimIdle anyway. So claiming runs every
-// upkeepEvery, which delays a redelivery by at most that much past
-// ClaimIdle. Promoting runs when this process's own retries fall due (Retry
-// lowers nextPromote) or when the earliest score in the delayed set says
-// so, and at least every upkeepEvery for retries that other processes
-// scheduled.
+// upkeep claims idle entries and moves due retries onto the stream when
+// each is due, and returns the claimed entries and the time of the next
+// upkeep. It runs on a timer because doing both on every fetch would add
+// two round trips to every job, while a dead consumer's entries wait
+// ClaimIdle anyway.
+//
+// Claiming runs every upkeepEvery, so a redelivery comes at most that long
+// after ClaimIdle. Promoting runs when the earliest retry in the delayed set
+// is due, when a Retry of this process is due, and at least every
+// upkeepEvery for retries that other processes scheduled.
 func (q *Queue) upkeep(ctx context.Context, limit int) ([]redis.XMessage, time.Time, error) {
 	q.claimMu.Lock()
 	defer q.claimMu.Unlock()
@@ -150,8 +151,8 @@ func (q *Queue) upkeep(ctx context.Context, limit int) ([]redis.XMessage, time.T
 		if err != nil {
 			return nil, time.Time{}, err
 		}
-		// A Retry may have lowered nextPromote since it was loaded; keep
-		// the earlier time.
+		// If a Retry lowered nextPromote since the load, its earlier time
+		// stays.
 		next := now.Add(min(wait, q.upkeepEvery)).UnixNano()
 		q.nextPromote.CompareAndSwap(due, next)
 	}
@@ -276,10 +277,9 @@ func (q *Queue) readStarted(ctx context.Context, limit int) ([]jobs.Delivery, er
 	return ds, err
 }
 
-// collect appends the delivery that one result of the start function
-// describes to ds, or leaves it out when the entry was skipped. A job whose
-// hash cannot be parsed would fail the same way on every redelivery, so it
-// is dead-lettered at once.
+// collect appends the delivery for one result of the Lua start function to
+// ds, unless the entry was skipped. A job whose hash cannot be parsed would
+// fail the same way on every redelivery, so it is dead-lettered at once.
 func (q *Queue) collect(ctx context.Context, ds []jobs.Delivery, receipt, jobID string, reply any) ([]jobs.Delivery, error) {
 	fields, ok := reply.([]any)
 	if !ok {
@@ -318,22 +318,6 @@ func pairs(flat []any) map[string]string {
 		m[k] = v
 	}
 	return m
-}
-
-// Complete marks the job done and acknowledges the delivery. Completing a
-// job that is already finished, or whose state has expired, only
-// acknowledges the delivery.
-func (q *Queue) Complete(ctx context.Context, d jobs.Delivery) error {
-	defer q.untrack(d.Receipt)
-
-	keys := []string{q.keys.stream, q.keys.job(d.Job.ID)}
-	res, err := completeScript.Run(ctx, q.rdb, keys,
-		q.group, d.Receipt, stamp(), seconds(q.retention)).Text()
-	if err != nil {
-		return fmt.Errorf("completing job %s: %w", d.Job.ID, err)
-	}
-	q.logUnchanged("complete", d, res)
-	return nil
 }
 
 // Retry acknowledges the delivery, records cause on the job and queues it

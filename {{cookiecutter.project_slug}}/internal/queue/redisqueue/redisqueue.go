@@ -20,10 +20,11 @@
 //
 // Delivery is at least once. An entry stays in the group's pending list until
 // a worker completes, retries or dead-letters it. If the worker dies first,
-// another worker claims the entry once it has been idle for ClaimIdle. Each
-// state change that touches more than one key runs as one Lua script, so a
-// crash between two commands cannot leave a job acknowledged but not
-// rescheduled, or marked done twice.
+// another worker claims the entry once it has been idle for ClaimIdle. The
+// claim scan runs every min(ClaimIdle/4, 1s), so the handover can come that
+// much later. Each state change that touches more than one key runs as one
+// Lua script, so a crash between two commands cannot leave a job
+// acknowledged but not rescheduled, or marked done twice.
 //
 // Durability depends on the Redis configuration. With appendonly yes a
 // restart keeps every enqueued job and every pending delivery. The default
@@ -102,7 +103,7 @@ type Queue struct {
 	claimCursor string
 	nextClaim   time.Time
 
-	// nextPromote is when the delayed set next holds a due retry, as far as
+	// nextPromote is when the delayed set next contains a due retry, as far as
 	// this process knows, in Unix nanoseconds. Retry lowers it without
 	// waiting for a Fetch that holds claimMu.
 	nextPromote atomic.Int64
@@ -115,6 +116,11 @@ type Queue struct {
 	// not yet finished. The heartbeat keeps them from looking abandoned.
 	inflightMu sync.Mutex
 	inflight   map[string]struct{}
+
+	// completions carries Complete calls to the completer goroutine, and
+	// closing is closed when Close begins.
+	completions chan completion
+	closing     <-chan struct{}
 
 	stop      context.CancelFunc
 	beating   sync.WaitGroup
@@ -145,12 +151,12 @@ func newKeys(name string) keys {
 
 func (k keys) job(id string) string { return k.prefix + id }
 
-// New builds the queue and starts the heartbeat of in-flight deliveries. It
-// does no network I/O: it fails only on an invalid URL, so a process can
-// start while Redis is unreachable and serve its probes (readiness reports
-// the queue unavailable until Ping succeeds). go-redis dials on first use and
-// redials after a lost connection, and Fetch creates the stream and its
-// consumer group on first use.
+// New builds the queue and starts its goroutines: the heartbeat of in-flight
+// deliveries and the completer. It does no network I/O: it fails only on an
+// invalid URL, so a process can start while Redis is unreachable and serve
+// its probes (readiness reports the queue unavailable until Ping succeeds).
+// go-redis dials on first use and redials after a lost connection, and Fetch
+// creates the stream and its consumer group on first use.
 func New(opts Options) (*Queue, error) {
 	q, err := newQueue(opts)
 	if err != nil {
@@ -159,7 +165,9 @@ func New(opts Options) (*Queue, error) {
 
 	hbCtx, stop := context.WithCancel(context.Background())
 	q.stop = stop
+	q.closing = hbCtx.Done()
 	q.beating.Go(func() { q.heartbeat(hbCtx) })
+	q.beating.Go(func() { q.completer(hbCtx) })
 
 	return q, nil
 }
@@ -207,6 +215,7 @@ func newQueue(opts Options) (*Queue, error) {
 		upkeepEvery: max(min(opts.ClaimIdle/4, time.Second), time.Millisecond),
 		claimCursor: "0-0",
 		inflight:    make(map[string]struct{}),
+		completions: make(chan completion),
 		stop:        func() {},
 	}
 	return &q, nil

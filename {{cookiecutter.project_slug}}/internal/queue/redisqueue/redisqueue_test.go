@@ -331,6 +331,57 @@ func TestRetryThenDeadLetter(t *testing.T) {
 	assertDrained(t, rdb, name)
 }
 
+// Completions sent at the same time share pipelines, and each caller still
+// learns its own outcome; once Close has begun, Complete fails at once
+// rather than waiting for a completer that has stopped.
+func TestConcurrentCompletes(t *testing.T) {
+	t.Parallel()
+	url := redisURL(t)
+	name := testName(t, url)
+	q := open(t, url, name, "a", 0)
+	const total = 50
+
+	for range total {
+		mustEnqueue(t, q, `{}`)
+	}
+	var ds []jobs.Delivery
+	for len(ds) < total {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		got, err := q.Fetch(ctx, total-len(ds))
+		cancel()
+		if err != nil {
+			t.Fatalf("Fetch: %v", err)
+		}
+		ds = append(ds, got...)
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, total)
+	for _, d := range ds {
+		wg.Go(func() { errs <- q.Complete(context.Background(), d) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("Complete: %v", err)
+		}
+	}
+	for _, d := range ds {
+		if got := mustGet(t, q, d.Job.ID); got.Status != jobs.StatusDone {
+			t.Fatalf("job %s status %q, want done", d.Job.ID, got.Status)
+		}
+	}
+	assertDrained(t, redisClient(t, url), name)
+
+	if err := q.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := q.Complete(context.Background(), ds[0]); !errors.Is(err, errClosed) {
+		t.Fatalf("Complete after Close = %v, want errClosed", err)
+	}
+}
+
 // Two consumers hold deliveries of the same job; whichever finishes first
 // decides, and the other's Complete, Retry or DeadLetter changes nothing.
 func TestDeliveredTwiceDoneOnce(t *testing.T) {

@@ -54,9 +54,10 @@ return out
 
 // readScript reads up to ARGV[3] new entries for the consumer and starts
 // their jobs, so that a worker with jobs waiting gets them in one round trip
-// instead of two. XREADGROUP does not block inside a script; when the reply
-// is empty the caller waits with a blocking XREADGROUP and startScript. The
-// reply has one {entry id, job id, start's result} triple per entry.
+// instead of two. Redis runs XREADGROUP inside a script without blocking.
+// When the reply is empty, the caller waits with a blocking XREADGROUP and
+// then runs startScript. The reply has one {entry id, job id, start's
+// result} triple per entry.
 //
 // The job hashes are not in KEYS because their names are only known once
 // the entries are read. On Redis Cluster this needs the hash tag that the
