@@ -8,9 +8,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-# buildah, podman and runc build and run images without a Docker engine;
-# busybox-static is the shell of the stand-in builder image the image tests
-# assemble; redis-server backs the queue tests.
+# buildah, podman and runc build and run images without a Docker engine.
+# busybox-static is the shell of the stand-in builder image that the image
+# tests assemble, and redis-server backs the queue tests.
 debian_packages=(buildah podman runc busybox-static redis-server shellcheck git)
 
 golangci_lint_version=v2.15.0
@@ -36,8 +36,8 @@ install_debian_packages() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 }
 
-# Create a venv and install a requirements file, unless the venv already
-# holds exactly that file's contents.
+# Create a venv and install a requirements file, unless the venv was last
+# installed from exactly that file.
 install_venv() {
   local venv=$1 requirements=$2
   if [ -f "$venv/.requirements" ] && cmp -s "$requirements" "$venv/.requirements"; then

@@ -12,7 +12,6 @@ import pytest
 from cookiecutter.main import cookiecutter
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
-DEFAULT_SLUG = "example-service"
 
 # The Go toolchain that builds a bake of each go_version answer. This machine
 # runs Go 1.26; the go command fetches a 1.27 toolchain from the module proxy
