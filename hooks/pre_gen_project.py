@@ -278,16 +278,13 @@ def find_problems(context):
     return problems
 
 
-def slug_escapes_output(context):
+def slug_escapes_output(slug, project, output):
     """Report whether the project folder cookiecutter made lies outside -o.
 
     cookiecutter 2.7 creates <output dir>/<slug> before this hook runs and
     deletes that path when the hook fails. For a slug such as ".." the path is
     the output folder's parent, and for "a/b" the cleanup leaves "a" behind.
     """
-    output = Path(context.get("_output_dir", ".")).resolve()
-    project = Path.cwd().resolve()
-    slug = str(context.get("project_slug", ""))
     return output not in project.parents or "/" in slug or "\\" in slug
 
 
@@ -299,7 +296,7 @@ def remove_folders_made_for(project, output):
     else:
         folders.append(output)
     for folder in folders:
-        # A folder that is not empty holds more than cookiecutter put there.
+        # A folder that is not empty contains more than cookiecutter put there.
         with contextlib.suppress(OSError):
             folder.rmdir()
 
@@ -325,11 +322,13 @@ def main():
     if not problems:
         return 0
     report(problems)
-    if slug_escapes_output(context):
+    slug = str(context.get("project_slug", ""))
+    project = Path.cwd().resolve()
+    output = Path(context.get("_output_dir", ".")).resolve()
+    if slug_escapes_output(slug, project, output):
         # Exiting non-zero would let cookiecutter delete the folder it made
         # for the slug, which here is not a folder it made. Stop it instead.
-        output = Path(context.get("_output_dir", ".")).resolve()
-        remove_folders_made_for(Path.cwd().resolve(), output)
+        remove_folders_made_for(project, output)
         sys.stderr.flush()
         os.kill(os.getppid(), signal.SIGKILL)
     return 1

@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from cookiecutter.generate import generate_context
 from cookiecutter.main import cookiecutter
+from cookiecutter.prompt import prompt_for_config
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 
@@ -22,6 +24,14 @@ GO_TOOLCHAINS = {"1.26": "local", "1.27": "go1.27.3"}
 def template_answers():
     """Return cookiecutter.json as a dict."""
     return json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
+
+
+def full_answers(**answers):
+    """Return every answer as the CLI computes it with --no-input."""
+    context = generate_context(
+        context_file=str(TEMPLATE_DIR / "cookiecutter.json"), extra_context=answers
+    )
+    return dict(prompt_for_config(context, no_input=True))
 
 
 def bake_into(output_dir, accept_hooks=True, **answers):

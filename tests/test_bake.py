@@ -19,6 +19,7 @@ import pytest
 from conftest import (
     TEMPLATE_DIR,
     free_port,
+    full_answers,
     go_env,
     run,
     template_answers,
@@ -58,21 +59,12 @@ def relative_files(root):
 
 def expected_files(answers):
     """Return the template's files minus those the prune table removes."""
-    removed = post_gen.paths_to_remove({**template_answers_flat(), **answers})
+    removed = post_gen.paths_to_remove(full_answers(**answers))
     return {
         path
         for path in relative_files(TEMPLATE_ROOT)
         if not any(path == r or path.startswith(r + "/") for r in removed)
     }
-
-
-def template_answers_flat():
-    """Return the default answer of every question, as cookiecutter picks it."""
-    defaults = {}
-    for name, value in template_answers().items():
-        if not name.startswith("_"):
-            defaults[name] = value[0] if isinstance(value, list) else value
-    return defaults
 
 
 @pytest.mark.parametrize("profile", PROFILES)

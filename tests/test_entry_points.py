@@ -21,12 +21,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cookiecutter.generate import generate_context
 from cookiecutter.hooks import run_script_with_context
-from cookiecutter.prompt import prompt_for_config
 from slugify import slugify
 
-from conftest import TEMPLATE_DIR, bake_into, template_answers
+from conftest import TEMPLATE_DIR, bake_into, full_answers, template_answers
 
 SERVICE_FOLDER = "{{cookiecutter.project_slug}}"
 BACKSTAGE_TEMPLATE = TEMPLATE_DIR / "backstage" / "template.yaml"
@@ -99,14 +97,6 @@ def load_hook(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def full_answers(**answers):
-    """Return every answer as the CLI computes it with --no-input."""
-    context = generate_context(
-        context_file=str(TEMPLATE_DIR / "cookiecutter.json"), extra_context=answers
-    )
-    return dict(prompt_for_config(context, no_input=True))
 
 
 def questions():
