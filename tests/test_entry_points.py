@@ -626,7 +626,7 @@ def bake_interactively(output, env, answers):
     pexpect = pytest.importorskip("pexpect")
     context = template_answers()
     expected = full_answers(**answers)
-    # Plain prompts: rich colours the defaults unless told not to.
+    # Plain prompts: rich colours the defaults unless configured not to.
     env = dict(env, NO_COLOR="1", TERM="dumb")
     child = pexpect.spawn(
         COOKIECUTTER[0],

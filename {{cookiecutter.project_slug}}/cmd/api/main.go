@@ -107,7 +107,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	// Start-up ends once both listeners serve. Dependencies are not waited
-	// for: while the queue is unreachable /ready answers 503 and /startup 200.
+	// for: while the queue is unreachable /ready returns 503 and /startup 200.
 	probe.MarkStarted()
 	log.Info("started", "port", a.apiAddr.Port, "metrics_port", a.metricsAddr.Port)
 
@@ -140,7 +140,7 @@ func loadConfig(getenv func(string) string) (config.Config, config.HTTP, error) 
 	return cfg, httpCfg, nil
 }
 
-// metricsHandler serves GET and HEAD /metrics and answers anything else
+// metricsHandler serves GET and HEAD /metrics and responds to anything else
 // with a JSON 404 or 405.
 func metricsHandler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()

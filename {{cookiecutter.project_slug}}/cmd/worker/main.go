@@ -78,7 +78,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// Queue and worker
 
 	// New does not wait for Redis: while it is unreachable the worker
-	// starts, /ready answers 503 and the fetch loops retry with backoff.
+	// starts, /ready returns 503 and the fetch loops retry with backoff.
 	redisqueue.RouteClientLogs(log)
 	q, err := redisqueue.New(redisqueue.Options{
 		URL:       qcfg.RedisURL,
@@ -102,7 +102,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	w.Start(ctx)
 	// Start-up ends once the probe server listens; /ready, not /startup,
-	// reports whether Redis answers.
+	// reports whether Redis is reachable.
 	probe.MarkStarted()
 	log.Info("started", "metrics_port", cfg.MetricsPort, "queue", qcfg.Name)
 
@@ -140,7 +140,7 @@ func loadConfig(getenv func(string) string) (config.Config, config.Queue, error)
 
 // probeTimeouts bound the probe server's connections. They are fixed rather
 // than read from the API's READ_TIMEOUT and friends: the kubelet and
-// Prometheus send small requests and read small answers.
+// Prometheus send small requests and read small responses.
 var probeTimeouts = web.Timeouts{
 	ReadHeader: 5 * time.Second,
 	Read:       15 * time.Second,

@@ -23,7 +23,7 @@ type createJobResponse struct {
 	ID string `json:"id"`
 }
 
-// createJob validates and enqueues a job and answers 202 with its id and,
+// createJob validates and enqueues a job and responds 202 with its id and,
 // in Location, the URL to poll its state. The body must be sent as
 // application/json (415 otherwise).
 func createJob(q jobs.Queue, handlers *jobs.Registry, maxBody int64, log *slog.Logger) http.Handler {
@@ -71,7 +71,7 @@ func isJSON(contentType string) bool {
 	return strings.EqualFold(strings.TrimSpace(mediaType), "application/json")
 }
 
-// getJob answers the job's current state, or 404.
+// getJob responds with the job's current state, or 404.
 func getJob(q jobs.Queue, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		job, err := q.Get(r.Context(), r.PathValue("id"))

@@ -22,7 +22,7 @@ const (
 	// probes and many replicas do not turn into a load on the dependency.
 	checkTTL = time.Second
 	// checkTimeout stays under the one-second default timeoutSeconds of a
-	// Kubernetes probe, so /ready answers before the kubelet gives up.
+	// Kubernetes probe, so /ready responds before the kubelet gives up.
 	checkTimeout = 800 * time.Millisecond
 	// failLogInterval is how often a dependency that stays unavailable is
 	// logged again, after the first failure.
@@ -53,7 +53,7 @@ type namedCheck struct {
 	check Check
 }
 
-// checkResult is one run of every check. body is the 503 answer when a
+// checkResult is one run of every check. body is the 503 response when a
 // check failed: it names each check and its state but never the error, which
 // could reveal addresses or internals to anyone who reaches the public port.
 type checkResult struct {
@@ -126,7 +126,7 @@ func (p *Probe) checkDependencies(ctx context.Context) *checkResult {
 	return r
 }
 
-// runChecks runs every check, so that the answer shows the state of each.
+// runChecks runs every check, so that the response shows the state of each.
 func (p *Probe) runChecks(ctx context.Context) *checkResult {
 	r := &checkResult{at: time.Now()}
 	states := make(map[string]string, len(p.checks))

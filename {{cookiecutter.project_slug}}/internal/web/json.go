@@ -8,20 +8,20 @@ import (
 
 const contentTypeJSON = "application/json"
 
-// Bodies of the router's own answers, built once.
+// Bodies of the router's own responses, built once.
 var (
 	notFoundBody         = []byte(`{"error":"not found"}` + "\n")
 	methodNotAllowedBody = []byte(`{"error":"method not allowed"}` + "\n")
 	internalErrorBody    = []byte(`{"error":"internal server error"}` + "\n")
 )
 
-// ErrorResponse is the body of every error answer.
+// ErrorResponse is the body of every error response.
 type ErrorResponse struct {
 	Error string `json:"error"`
 }
 
 // WriteJSON sends v as JSON with status. A value that cannot be encoded is
-// a programming error and is answered with 500; a failed write means the
+// a programming error and gets a 500 response; a failed write means the
 // client has gone, which the access log already shows.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)

@@ -32,7 +32,7 @@ type Router struct {
 	recorders  sync.Pool
 }
 
-// route is what the router knows about one registered pattern.
+// route is the router's record of one registered pattern.
 type route struct {
 	method string // "" when the pattern matches any method
 	path   string // the route label, such as /v1/jobs/{id}
@@ -148,7 +148,7 @@ func (rt *Router) logRequest(r *http.Request, matched *route, status int, elapse
 	case matched.probe && status < 400:
 		level = slog.LevelDebug
 	case matched.probe && status == http.StatusServiceUnavailable:
-		// A probe's 503 is an answer, not a failure of the server: the
+		// A probe's 503 is a response, not a failure of the server: the
 		// process is starting, draining or waiting for a dependency, and
 		// the probe logs the dependency's error itself.
 	case status >= 500:

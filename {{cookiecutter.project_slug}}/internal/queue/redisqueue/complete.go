@@ -52,7 +52,7 @@ func (q *Queue) Complete(ctx context.Context, d jobs.Delivery) error {
 }
 
 // completer takes Complete calls until ctx ends and sends them in batches.
-// q.completions is unbuffered, so every call is either taken and answered,
+// q.completions is unbuffered, so every call is either taken and replied to,
 // or rejected by Complete once Close has begun.
 func (q *Queue) completer(ctx context.Context) {
 	batch := make([]completion, 0, maxCompleteBatch)
