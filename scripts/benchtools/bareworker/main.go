@@ -1,8 +1,10 @@
 // Command bareworker is the baseline of the worker benchmark: the smallest
 // Redis Streams consumer that still does the work every stream consumer
 // must do, XREADGROUP then XACK per entry, with no job state, retries,
-// metrics or logging. It exits once it has acknowledged -expect entries and
-// prints a JSON report.
+// metrics or job lifecycle logs. Each entry gets the work of the service's
+// echo job: its payload is decoded for the echo controls and logged as one
+// JSON line at info level. It exits once it has acknowledged -expect entries
+// and prints a JSON report.
 //
 //	bareworker -redis redis://127.0.0.1:18620/0 -stream bench -fill 20000
 //	bareworker -redis redis://127.0.0.1:18620/0 -stream bench -expect 20000
@@ -14,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -44,6 +47,7 @@ func main() {
 	concurrency := flag.Int("concurrency", 4, "number of consumer goroutines")
 	batch := flag.Int64("batch", 1, "XREADGROUP COUNT of each read")
 	timeout := flag.Duration("timeout", 2*time.Minute, "give up after this long")
+	logPath := flag.String("log", os.DevNull, "file that the per-entry log lines go to")
 	flag.Parse()
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -60,7 +64,13 @@ func main() {
 	case *fill > 0:
 		rep.Filled, err = fillStream(ctx, rdb, *stream, *payload, *fill)
 	case *expect > 0:
-		rep.Acked, err = consume(ctx, rdb, *stream, *expect, *concurrency, *batch)
+		var logFile *os.File
+		if logFile, err = os.OpenFile(*logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err != nil {
+			fail(err)
+		}
+		defer logFile.Close()
+		log := slog.New(slog.NewJSONHandler(logFile, nil))
+		rep.Acked, err = consume(ctx, rdb, log, *stream, *expect, *concurrency, *batch)
 	default:
 		err = errors.New("missing -fill or -expect")
 	}
@@ -115,6 +125,7 @@ func fillStream(ctx context.Context, rdb *redis.Client, stream, payload string,
 // consumer is the state that all consumer goroutines share.
 type consumer struct {
 	rdb    *redis.Client
+	log    *slog.Logger
 	stream string
 	batch  int64
 	expect int64
@@ -124,8 +135,8 @@ type consumer struct {
 
 // consume runs concurrency loops of XREADGROUP and XACK until expect entries
 // are acknowledged in total.
-func consume(ctx context.Context, rdb *redis.Client, stream string, expect int64,
-	concurrency int, batch int64) (int64, error) {
+func consume(ctx context.Context, rdb *redis.Client, log *slog.Logger, stream string,
+	expect int64, concurrency int, batch int64) (int64, error) {
 	err := rdb.XGroupCreateMkStream(ctx, stream, group, "0").Err()
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		return 0, fmt.Errorf("creating consumer group: %w", err)
@@ -133,7 +144,7 @@ func consume(ctx context.Context, rdb *redis.Client, stream string, expect int64
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	c := &consumer{rdb: rdb, stream: stream, batch: batch, expect: expect, stop: stop}
+	c := &consumer{rdb: rdb, log: log, stream: stream, batch: batch, expect: expect, stop: stop}
 	errs := make(chan error, concurrency)
 	var wg sync.WaitGroup
 	for i := range concurrency {
@@ -169,14 +180,7 @@ func (c *consumer) loop(ctx context.Context, name string) error {
 			return fmt.Errorf("reading stream: %w", err)
 		}
 		for _, msg := range res[0].Messages {
-			// Decode the job as a real handler would before it acts on it.
-			var job struct {
-				ID      string          `json:"id"`
-				Payload json.RawMessage `json:"payload"`
-			}
-			if raw, ok := msg.Values["job"].(string); ok {
-				_ = json.Unmarshal([]byte(raw), &job)
-			}
+			c.echo(ctx, msg)
 			if err := c.rdb.XAck(ctx, c.stream, group, msg.ID).Err(); err != nil {
 				return fmt.Errorf("acknowledging %s: %w", msg.ID, err)
 			}
@@ -186,4 +190,27 @@ func (c *consumer) loop(ctx context.Context, name string) error {
 		}
 	}
 	return nil
+}
+
+// echo does what the service's echo job does with an entry: it decodes the
+// payload for the sleep and fail controls, which the benchmark never sets,
+// and logs the payload with the job id.
+func (c *consumer) echo(ctx context.Context, msg redis.XMessage) {
+	var job struct {
+		ID      string          `json:"id"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	if raw, ok := msg.Values["job"].(string); ok {
+		_ = json.Unmarshal([]byte(raw), &job)
+	}
+	var controls struct {
+		Sleep string `json:"sleep"`
+		Fail  bool   `json:"fail"`
+	}
+	_ = json.Unmarshal(job.Payload, &controls)
+	c.log.LogAttrs(ctx, slog.LevelInfo, "echo",
+		slog.String("job_id", job.ID),
+		slog.Int("attempt", 1),
+		slog.Any("payload", job.Payload),
+	)
 }

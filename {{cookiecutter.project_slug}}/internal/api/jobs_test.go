@@ -197,6 +197,18 @@ func FuzzDecodeJobRequest(f *testing.F) {
 			if err.Error() == "" {
 				t.Error("empty error message")
 			}
+			// A rejected body must break a rule that encoding/json can
+			// see too, unless the rule is against duplicate keys.
+			var fields map[string]json.RawMessage
+			if json.Unmarshal(body, &fields) != nil || strings.Contains(err.Error(), "duplicate field") {
+				return
+			}
+			var jobType string
+			_, hasPayload := fields["payload"]
+			if json.Unmarshal(fields["type"], &jobType) == nil && jobType != "" &&
+				len(fields) == 1+btoi(hasPayload) {
+				t.Errorf("rejected %q: %v", body, err)
+			}
 			return
 		}
 		if req.Type == "" {
@@ -212,4 +224,11 @@ func FuzzDecodeJobRequest(f *testing.F) {
 			t.Errorf("accepted %q with invalid payload %q", body, req.Payload)
 		}
 	})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -14,7 +14,7 @@ import (
 // the component (api or worker) and the build version. Durations are
 // logged as seconds, the unit of the service's metrics.
 func New(w io.Writer, level slog.Level, service, component string) *slog.Logger {
-	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: durationSeconds})
+	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: replaceAttr})
 	return slog.New(h).With(
 		slog.String("service", service),
 		slog.String("component", component),
@@ -22,11 +22,18 @@ func New(w io.Writer, level slog.Level, service, component string) *slog.Logger 
 	)
 }
 
-// durationSeconds replaces slog's default encoding of a time.Duration, an
-// integer of nanoseconds, with a float of seconds.
-func durationSeconds(_ []string, a slog.Attr) slog.Attr {
-	if a.Value.Kind() == slog.KindDuration {
+// replaceAttr writes a time.Duration as a float of seconds instead of slog's
+// integer of nanoseconds. It also turns the level into a string. Once a
+// ReplaceAttr is set, slog passes the level to it as a slog.Level value, and
+// the JSON handler would encode that through json.Marshal on every line.
+func replaceAttr(groups []string, a slog.Attr) slog.Attr {
+	switch {
+	case a.Value.Kind() == slog.KindDuration:
 		a.Value = slog.Float64Value(a.Value.Duration().Seconds())
+	case len(groups) == 0 && a.Key == slog.LevelKey:
+		if level, ok := a.Value.Any().(slog.Level); ok {
+			a.Value = slog.StringValue(level.String())
+		}
 	}
 	return a
 }

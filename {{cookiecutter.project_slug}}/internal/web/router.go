@@ -158,8 +158,11 @@ func (rt *Router) logRequest(r *http.Request, matched *route, status int, elapse
 	if !rt.log.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 7+len(extra))
-	attrs = append(attrs,
+	// The record is built by hand because Logger.LogAttrs would also look up
+	// the caller's program counter, which these lines never show, and this
+	// is the one line that every request writes.
+	record := slog.NewRecord(time.Now(), level, "request", 0)
+	record.AddAttrs(
 		slog.String("method", r.Method),
 		slog.String("route", matched.path),
 		slog.String("path", r.URL.Path),
@@ -169,9 +172,9 @@ func (rt *Router) logRequest(r *http.Request, matched *route, status int, elapse
 	)
 	if span != nil {
 		if sc := span.SpanContext(); sc.IsValid() {
-			attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
+			record.AddAttrs(slog.String("trace_id", sc.TraceID().String()))
 		}
 	}
-	attrs = append(attrs, extra...)
-	rt.log.LogAttrs(ctx, level, "request", attrs...)
+	record.AddAttrs(extra...)
+	_ = rt.log.Handler().Handle(ctx, record)
 }

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/redis/go-redis/v9"
-
 	"{{ cookiecutter.module_path }}/internal/jobs"
 )
 
-// maxCompleteBatch caps how many completions go to Redis in one pipeline.
+// maxCompleteBatch caps how many completions go to Redis in one script
+// call. It keeps each call short, because Redis serves no other client while
+// a script runs.
 const maxCompleteBatch = 64
 
 // errClosed is returned by Complete once Close has begun.
@@ -27,9 +27,9 @@ type completion struct {
 // acknowledges the delivery.
 //
 // A busy worker completes every job, so the completer goroutine sends all
-// waiting calls in one pipeline and the calls that arrive meanwhile form the
-// next one. Each job still gets its own run of completeScript, so it is
-// marked done at most once. Only the round trips are shared.
+// waiting calls in one script call and the calls that arrive meanwhile form
+// the next one. The script checks each job's status on its own, so a job is
+// still marked done at most once.
 func (q *Queue) Complete(ctx context.Context, d jobs.Delivery) error {
 	defer q.untrack(d.Receipt)
 
@@ -45,7 +45,7 @@ func (q *Queue) Complete(ctx context.Context, d jobs.Delivery) error {
 	case err := <-c.reply:
 		return err
 	case <-ctx.Done():
-		// The pipeline may still mark the job done. If it does not, the
+		// The batch may still mark the job done. If it does not, the
 		// entry stays pending and is redelivered after ClaimIdle.
 		return fmt.Errorf("completing job %s: %w", d.Job.ID, ctx.Err())
 	}
@@ -76,34 +76,31 @@ func (q *Queue) completer(ctx context.Context) {
 	}
 }
 
-// completeBatch runs completeScript once per completion, all in one
-// pipeline, and replies to each caller. It uses its own context because one
-// caller giving up must not fail the others.
+// completeBatch runs completeScript once for the whole batch and replies
+// to each caller. It uses its own context because one caller giving up must
+// not fail the others.
 func (q *Queue) completeBatch(batch []completion) {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 
-	now, retention := stamp(), seconds(q.retention)
-	keys := func(d jobs.Delivery) []string { return []string{q.keys.stream, q.keys.job(d.Job.ID)} }
-	cmds := make([]*redis.Cmd, len(batch))
-	pipe := q.rdb.Pipeline()
-	for i, c := range batch {
-		cmds[i] = completeScript.EvalSha(ctx, pipe, keys(c.d), q.group, c.d.Receipt, now, retention)
+	keys := make([]string, 0, len(batch)+1)
+	args := make([]any, 0, len(batch)+3)
+	keys = append(keys, q.keys.stream)
+	args = append(args, q.group, stamp(), seconds(q.retention))
+	for _, c := range batch {
+		keys = append(keys, q.keys.job(c.d.Job.ID))
+		args = append(args, c.d.Receipt)
 	}
-	_, _ = pipe.Exec(ctx) // The loop below reads each command's error.
-
+	replies, err := completeScript.Run(ctx, q.rdb, keys, args...).StringSlice()
+	if err == nil && len(replies) != len(batch) {
+		err = fmt.Errorf("script replied %d results for %d jobs", len(replies), len(batch))
+	}
 	for i, c := range batch {
-		res, err := cmds[i].Text()
-		if redis.HasErrorPrefix(err, "NOSCRIPT") {
-			// Redis restarted and lost its script cache. A pipeline cannot
-			// fall back to EVAL, so Run sends this one again on its own.
-			res, err = completeScript.Run(ctx, q.rdb, keys(c.d), q.group, c.d.Receipt, now, retention).Text()
-		}
 		if err != nil {
 			c.reply <- fmt.Errorf("completing job %s: %w", c.d.Job.ID, err)
 			continue
 		}
-		q.logUnchanged("complete", c.d, res)
+		q.logUnchanged("complete", c.d, replies[i])
 		c.reply <- nil
 	}
 }

@@ -331,7 +331,7 @@ func TestRetryThenDeadLetter(t *testing.T) {
 	assertDrained(t, rdb, name)
 }
 
-// Completions sent at the same time share pipelines, and each caller still
+// Completions sent at the same time share script calls, and each caller still
 // learns its own outcome; once Close has begun, Complete fails at once
 // rather than waiting for a completer that has stopped.
 func TestConcurrentCompletes(t *testing.T) {
@@ -458,6 +458,33 @@ func TestMissingStateDropped(t *testing.T) {
 	rdb.Del(context.Background(), name+":job:"+job.ID)
 
 	fetchNone(t, q, 1500*time.Millisecond)
+	assertDrained(t, rdb, name)
+}
+
+// A job hash without attempts or updated_at, as a hand-written or older
+// hash may be, starts with both fields added, in Redis and in the delivery.
+func TestStartAddsMissingFields(t *testing.T) {
+	t.Parallel()
+	url := redisURL(t)
+	name := testName(t, url)
+	q := open(t, url, name, "a", 0)
+	rdb := redisClient(t, url)
+	ctx := context.Background()
+
+	job := mustEnqueue(t, q, `{}`)
+	key := name + ":job:" + job.ID
+	rdb.HDel(ctx, key, "attempts", "updated_at")
+
+	d := fetchOne(t, q)
+	if d.Job.Attempts != 1 || d.Job.Status != jobs.StatusRunning || d.Job.UpdatedAt.IsZero() {
+		t.Fatalf("delivery: attempts %d status %q updated_at %v", d.Job.Attempts, d.Job.Status, d.Job.UpdatedAt)
+	}
+	if got := rdb.HGet(ctx, key, "attempts").Val(); got != "1" {
+		t.Fatalf("attempts in Redis = %q, want 1", got)
+	}
+	if err := q.Complete(ctx, d); err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
 	assertDrained(t, rdb, name)
 }
 
