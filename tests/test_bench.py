@@ -71,17 +71,22 @@ def test_bareservice_runs_each_job(bake, tmp_path):
         wait_for_port(port)
         assert request(port, "GET", "/health")[2].decode() == health
 
-        status, location, body = request(port, "POST", "/v1/jobs", bench.JOB_BODY)
-        assert status == 202, body
-        job_id = json.loads(body)["id"]
-        assert location == f"/v1/jobs/{job_id}"
+        job_ids = []
+        for _ in range(3):
+            status, location, body = request(port, "POST", "/v1/jobs", bench.JOB_BODY)
+            assert status == 202, body
+            job_ids.append(json.loads(body)["id"])
+            assert location == f"/v1/jobs/{job_ids[-1]}"
         unknown = request(port, "POST", "/v1/jobs", '{"type":"nope"}')
         assert unknown[0] == 400
 
-        ran = wait_for_lines(log, lambda line: line.get("job_id") == job_id, count=2)
-        assert {line["msg"] for line in ran} == {"echo", "job done"}, ran
-        echo = next(line for line in ran if line["msg"] == "echo")
-        assert echo["payload"] == json.loads(bench.JOB_BODY)["payload"]
+        for job_id in job_ids:
+            ran = wait_for_lines(
+                log, lambda line, job_id=job_id: line.get("job_id") == job_id, count=2
+            )
+            assert {line["msg"] for line in ran} == {"echo", "job done"}, ran
+            echo = next(line for line in ran if line["msg"] == "echo")
+            assert echo["payload"] == json.loads(bench.JOB_BODY)["payload"]
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -106,8 +111,11 @@ def test_worker_baselines_count_every_job(bake, tmp_path, redis_server):
     log = tmp_path / "bareworker.log"
     bare = [tools["bareworker"], "-redis", redis_server.url, "-stream", "bare-test"]
     bench.run([*bare, "-fill", str(count)], ROOT)
+    started_ns = time.time_ns()
     result = bench.run([*bare, "-expect", str(count), "-log", str(log)], ROOT)
-    assert json.loads(result.stdout)["acked"] == count
+    report = json.loads(result.stdout)
+    assert report["acked"] == count
+    assert started_ns < report["done_unix_ns"] < time.time_ns()
     echoes = [line for line in log_lines(log) if line["msg"] == "echo"]
     assert len(echoes) == count
     assert len({line["job_id"] for line in echoes}) == count

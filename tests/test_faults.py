@@ -940,6 +940,9 @@ def test_fuzz_targets_find_no_crash(binaries):
                 "-run=^$",
                 f"-fuzz=^{name}$",
                 f"-fuzztime={FUZZ_TIME}",
+                # Minimizing each new input may take 60 s by default, which
+                # would use up a short run without fuzzing.
+                "-fuzzminimizetime=2s",
                 package,
             ],
             cwd=binaries.project,
@@ -950,4 +953,6 @@ def test_fuzz_targets_find_no_crash(binaries):
         )
         output = result.stdout + result.stderr
         assert result.returncode == 0, f"{package} {name} failed:\n{output[-4000:]}"
-        assert "fuzz: elapsed" in output, f"{package} {name} did not fuzz:\n{output}"
+        execs = [int(n) for n in re.findall(r"execs: (\d+)", output)]
+        assert execs, f"{package} {name} did not fuzz:\n{output}"
+        assert max(execs) >= 100, f"{package} {name} ran few inputs:\n{output}"

@@ -114,6 +114,10 @@ func decodeJobRequest(body io.Reader) (createJobRequest, error) {
 	switch {
 	case s.pos == len(data):
 		return req, errors.New("empty request body; want a JSON object")
+	case !utf8.Valid(data):
+		// encoding/json would accept it and store the bytes as they are,
+		// which makes GET /v1/jobs/{id} answer with invalid JSON.
+		return req, errors.New("invalid request body: not valid UTF-8")
 	case !json.Valid(data):
 		return req, describeInvalidJSON(data)
 	case data[s.pos] != '{':
@@ -243,11 +247,11 @@ func (s *topLevel) skipString() {
 }
 
 // stringValue returns the Go string of a raw JSON string that json.Valid
-// has accepted. Strings without escapes, the usual case, are copied as they
-// are; json.Unmarshal decodes the rest.
+// has accepted, in a body that is valid UTF-8. Strings without escapes, the
+// usual case, are copied as they are. json.Unmarshal decodes the rest.
 func stringValue(raw []byte) string {
 	inner := raw[1 : len(raw)-1]
-	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+	if bytes.IndexByte(inner, '\\') < 0 {
 		return string(inner)
 	}
 	var s string

@@ -296,12 +296,21 @@ func (q *Queue) collect(ctx context.Context, ds []jobs.Delivery, receipt, jobID 
 }
 
 func (q *Queue) logSkipped(receipt, jobID string, reason any) {
-	if reason == "missing" {
+	text, _ := reason.(string)
+	if redisErr, ok := strings.CutPrefix(text, unreadablePrefix); ok {
+		q.log.Error("job key is not a hash, entry dropped", "job_id", jobID, "receipt", receipt, "error", redisErr)
+		return
+	}
+	if text == "missing" {
 		q.log.Warn("job state expired or missing, entry dropped", "job_id", jobID, "receipt", receipt)
 		return
 	}
 	q.log.Info("job already finished, entry dropped", "job_id", jobID, "status", reason, "receipt", receipt)
 }
+
+// unreadablePrefix starts the reason the scripts give for a job key that
+// holds something other than a hash, followed by the Redis error.
+const unreadablePrefix = "unreadable: "
 
 // entryJobID returns the job id a stream entry carries.
 func entryJobID(m redis.XMessage) string {
@@ -356,6 +365,11 @@ func (q *Queue) DeadLetter(ctx context.Context, d jobs.Delivery, cause error) er
 // its job, which happens when the job was delivered more than once.
 func (q *Queue) logUnchanged(op string, d jobs.Delivery, res string) {
 	if res == "ok" {
+		return
+	}
+	if redisErr, ok := strings.CutPrefix(res, unreadablePrefix); ok {
+		q.log.Error("job key is not a hash, delivery acknowledged",
+			"op", op, "job_id", d.Job.ID, "receipt", d.Receipt, "error", redisErr)
 		return
 	}
 	q.log.Info("job not changed, delivery acknowledged",

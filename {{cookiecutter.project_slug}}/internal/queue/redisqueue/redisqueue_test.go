@@ -488,6 +488,76 @@ func TestStartAddsMissingFields(t *testing.T) {
 	assertDrained(t, rdb, name)
 }
 
+// An entry whose job key holds a string instead of a hash is dropped, and
+// the jobs behind it are still delivered.
+func TestWrongTypeKeyDropped(t *testing.T) {
+	t.Parallel()
+	url := redisURL(t)
+	name := testName(t, url)
+	q := open(t, url, name, "a", 0)
+	rdb := redisClient(t, url)
+	ctx := context.Background()
+
+	bad := mustEnqueue(t, q, `{}`)
+	good := mustEnqueue(t, q, `{}`)
+	rdb.Del(ctx, name+":job:"+bad.ID)
+	rdb.Set(ctx, name+":job:"+bad.ID, "not a hash", 0)
+
+	d := fetchOne(t, q)
+	if d.Job.ID != good.ID {
+		t.Fatalf("delivered job %s, want %s", d.Job.ID, good.ID)
+	}
+	if err := q.Complete(ctx, d); err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	assertDrained(t, rdb, name)
+}
+
+// When one job key of a completion batch holds a string, the other jobs of
+// the batch are still marked done and every entry is acknowledged.
+func TestCompleteBatchWithWrongTypeKey(t *testing.T) {
+	t.Parallel()
+	url := redisURL(t)
+	name := testName(t, url)
+	q := open(t, url, name, "a", 0)
+	rdb := redisClient(t, url)
+	ctx := context.Background()
+
+	for range 3 {
+		mustEnqueue(t, q, `{}`)
+	}
+	fetchCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var ds []jobs.Delivery
+	for len(ds) < 3 {
+		got, err := q.Fetch(fetchCtx, 3-len(ds))
+		if err != nil {
+			t.Fatalf("Fetch: %v", err)
+		}
+		ds = append(ds, got...)
+	}
+	badKey := name + ":job:" + ds[1].Job.ID
+	rdb.Del(ctx, badKey)
+	rdb.Set(ctx, badKey, "not a hash", 0)
+
+	batch := make([]completion, len(ds))
+	for i, d := range ds {
+		batch[i] = completion{d: d, reply: make(chan error, 1)}
+	}
+	q.completeBatch(batch)
+	for i, c := range batch {
+		if err := <-c.reply; err != nil {
+			t.Errorf("delivery %d: %v", i, err)
+		}
+	}
+	for _, d := range []jobs.Delivery{ds[0], ds[2]} {
+		if got := rdb.HGet(ctx, name+":job:"+d.Job.ID, "status").Val(); got != "done" {
+			t.Errorf("job %s status = %q, want done", d.Job.ID, got)
+		}
+	}
+	assertDrained(t, rdb, name)
+}
+
 // A job hash this package cannot read is dead-lettered at once instead of
 // coming back after every ClaimIdle.
 func TestUnreadableJobDeadLettered(t *testing.T) {

@@ -21,11 +21,12 @@ import "github.com/redis/go-redis/v9"
 
 // startLua is the Lua function that startScript and readScript share. It
 // marks the job of one delivered entry running and counts the attempt, and
-// returns the job's fields as they are now. An entry whose job is finished
-// or whose hash has expired is acknowledged and deleted instead, and the
-// function returns why ("missing", "done" or "failed"). It reads the hash
-// once and writes it once, because each redis.call is the expensive part of
-// a script.
+// returns the job's fields as they are now. An entry whose job is finished,
+// whose hash has expired, or whose key holds something other than a hash is
+// acknowledged and deleted instead. The function then returns why: "done",
+// "failed", "missing", or "unreadable: " and the Redis error. It reads the
+// hash once and writes it once, because each redis.call is the expensive
+// part of a script.
 const startLua = `
 local function put(job, at, field, value)
   if at then
@@ -36,8 +37,17 @@ local function put(job, at, field, value)
   end
 end
 
+local function drop(stream, group, entry, reason)
+  redis.call('XACK', stream, group, entry)
+  redis.call('XDEL', stream, entry)
+  return reason
+end
+
 local function start(stream, group, key, entry, now)
-  local job = redis.call('HGETALL', key)
+  local job = redis.pcall('HGETALL', key)
+  if job.err then
+    return drop(stream, group, entry, 'unreadable: ' .. job.err)
+  end
   local status, attempts, updated -- positions of the values in job
   for i = 2, #job, 2 do
     local field = job[i - 1]
@@ -47,9 +57,7 @@ local function start(stream, group, key, entry, now)
   end
   local state = status and job[status]
   if not state or state == 'done' or state == 'failed' then
-    redis.call('XACK', stream, group, entry)
-    redis.call('XDEL', stream, entry)
-    return state or 'missing'
+    return drop(stream, group, entry, state or 'missing')
   end
   local count = tostring((tonumber(attempts and job[attempts]) or 0) + 1)
   redis.call('HSET', key, 'status', 'running', 'attempts', count, 'updated_at', now)
@@ -105,46 +113,53 @@ return out
 
 // completeScript acknowledges a batch of deliveries and marks each one's
 // job done unless the job is already finished, so a job delivered twice is
-// marked done once. The reply has one element per delivery: "ok", or the
-// reason nothing changed ("missing", "done" or "failed"). One call for the
-// whole batch saves Redis the set-up of a script run per job.
+// marked done once. The reply has one element per delivery: "ok", or why
+// nothing changed: "done", "failed", "missing", or "unreadable: " and the
+// Redis error when the job's key holds something other than a hash. One call
+// for the whole batch saves Redis the set-up of a script run per job.
+//
+// The entries are acknowledged last. An error that stops the script halfway
+// then leaves every entry of the batch pending, to be redelivered, rather
+// than acknowledged with its job not done.
 //
 // KEYS[1] stream, KEYS[2..n] job hashes
 // ARGV[1] group, ARGV[2] now, ARGV[3] retention in seconds,
 // ARGV[4..n+2] entry ids, in the order of the hashes.
 var completeScript = redis.NewScript(`
-local entries = {unpack(ARGV, 4)}
-redis.call('XACK', KEYS[1], ARGV[1], unpack(entries))
-redis.call('XDEL', KEYS[1], unpack(entries))
 local out = {}
 for i = 2, #KEYS do
-  local status = redis.call('HGET', KEYS[i], 'status')
-  if not status then
-    out[#out + 1] = 'missing'
+  local status = redis.pcall('HGET', KEYS[i], 'status')
+  if type(status) == 'table' and status.err then
+    out[i - 1] = 'unreadable: ' .. status.err
+  elseif not status then
+    out[i - 1] = 'missing'
   elseif status == 'done' or status == 'failed' then
-    out[#out + 1] = status
+    out[i - 1] = status
   else
     redis.call('HSET', KEYS[i], 'status', 'done', 'error', '', 'updated_at', ARGV[2])
     redis.call('EXPIRE', KEYS[i], ARGV[3])
-    out[#out + 1] = 'ok'
+    out[i - 1] = 'ok'
   end
 end
+local entries = {unpack(ARGV, 4)}
+redis.call('XACK', KEYS[1], ARGV[1], unpack(entries))
+redis.call('XDEL', KEYS[1], unpack(entries))
 return out
 `)
 
 // retryScript acknowledges a delivery, records the error and puts the job in
 // the delayed set, due delay milliseconds from now. Doing all three at once
 // means a crash can neither drop the job nor leave it both pending and
-// delayed. Replies "ok", or the reason nothing changed: "missing", "done"
-// or "failed".
+// delayed. Replies "ok", or why nothing changed, as completeScript does.
 //
 // KEYS[1] stream, KEYS[2] job hash, KEYS[3] delayed set
 // ARGV[1] group, ARGV[2] entry id, ARGV[3] now, ARGV[4] delay in ms,
 // ARGV[5] error, ARGV[6] job id.
 var retryScript = redis.NewScript(`
+local status = redis.pcall('HGET', KEYS[2], 'status')
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
-local status = redis.call('HGET', KEYS[2], 'status')
+if type(status) == 'table' and status.err then return 'unreadable: ' .. status.err end
 if not status then return 'missing' end
 if status == 'done' or status == 'failed' then return status end
 redis.call('HSET', KEYS[2], 'status', 'queued', 'error', ARGV[5], 'updated_at', ARGV[3])
@@ -162,9 +177,10 @@ return 'ok'
 // ARGV[1] group, ARGV[2] entry id, ARGV[3] now, ARGV[4] error,
 // ARGV[5] retention in seconds, ARGV[6] job id, ARGV[7] dead-letter length.
 var deadLetterScript = redis.NewScript(`
+local status = redis.pcall('HGET', KEYS[2], 'status')
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
-local status = redis.call('HGET', KEYS[2], 'status')
+if type(status) == 'table' and status.err then return 'unreadable: ' .. status.err end
 if not status then return 'missing' end
 if status == 'done' or status == 'failed' then return status end
 redis.call('HSET', KEYS[2], 'status', 'failed', 'error', ARGV[4], 'updated_at', ARGV[3])
