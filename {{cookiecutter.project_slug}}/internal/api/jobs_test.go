@@ -230,8 +230,8 @@ func referenceDecode(body []byte) (createJobRequest, error) {
 		return req, errors.New("not valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return req, fmt.Errorf("not an object: %v %v", tok, err)
+	if err := referenceDelim(dec, '{'); err != nil {
+		return req, err
 	}
 	seen := map[string]bool{}
 	for dec.More() {
@@ -259,11 +259,11 @@ func referenceDecode(body []byte) (createJobRequest, error) {
 			return req, fmt.Errorf("unknown key %q", key)
 		}
 	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return req, fmt.Errorf("unclosed object: %v %v", tok, err)
+	if err := referenceDelim(dec, '}'); err != nil {
+		return req, err
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return req, fmt.Errorf("data after the object: %v", err)
+		return req, errors.New("data after the object")
 	}
 	if !seen["type"] {
 		return req, errors.New("no type")
@@ -272,4 +272,16 @@ func referenceDecode(body []byte) (createJobRequest, error) {
 		req.Payload = json.RawMessage("null")
 	}
 	return req, nil
+}
+
+// referenceDelim reads the next token and fails unless it is delim.
+func referenceDelim(dec *json.Decoder, delim json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok != delim {
+		return fmt.Errorf("got %v, want %v", tok, delim)
+	}
+	return nil
 }
