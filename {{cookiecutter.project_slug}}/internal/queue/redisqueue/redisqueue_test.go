@@ -558,6 +558,42 @@ func TestCompleteBatchWithWrongTypeKey(t *testing.T) {
 	assertDrained(t, rdb, name)
 }
 
+// Retry and DeadLetter on a job whose key holds a string acknowledge the
+// delivery and leave the key alone, as Complete does.
+func TestSettleWrongTypeKey(t *testing.T) {
+	t.Parallel()
+	url := redisURL(t)
+	name := testName(t, url)
+	q := open(t, url, name, "a", 0)
+	rdb := redisClient(t, url)
+	ctx := context.Background()
+
+	settle := map[string]func(jobs.Delivery) error{
+		"retry":       func(d jobs.Delivery) error { return q.Retry(ctx, d, errors.New("boom"), time.Millisecond) },
+		"dead-letter": func(d jobs.Delivery) error { return q.DeadLetter(ctx, d, errors.New("boom")) },
+	}
+	for op, call := range settle {
+		mustEnqueue(t, q, `{}`)
+		d := fetchOne(t, q)
+		key := name + ":job:" + d.Job.ID
+		rdb.Del(ctx, key)
+		rdb.Set(ctx, key, "not a hash", 0)
+		if err := call(d); err != nil {
+			t.Fatalf("%s: %v", op, err)
+		}
+		if got := rdb.Get(ctx, key).Val(); got != "not a hash" {
+			t.Errorf("%s changed the key to %q", op, got)
+		}
+	}
+	if n := rdb.ZCard(ctx, name+":delayed").Val(); n != 0 {
+		t.Errorf("delayed set holds %d jobs, want 0", n)
+	}
+	if n := rdb.XLen(ctx, name+":dead").Val(); n != 0 {
+		t.Errorf("dead-letter stream holds %d entries, want 0", n)
+	}
+	assertDrained(t, rdb, name)
+}
+
 // A job hash this package cannot read is dead-lettered at once instead of
 // coming back after every ClaimIdle.
 func TestUnreadableJobDeadLettered(t *testing.T) {
