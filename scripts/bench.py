@@ -117,16 +117,6 @@ def http_get(port, path, timeout=1.0):
         conn.close()
 
 
-def http_post(port, path, body):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("POST", path, body, {"Content-Type": "application/json"})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
 def wait_for_status(port, path, status=200, timeout=10.0, interval=0.0005):
     """Poll GET path until it returns status; return the seconds it took."""
     start = time.perf_counter()

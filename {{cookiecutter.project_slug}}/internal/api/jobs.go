@@ -96,9 +96,9 @@ func getJob(q jobs.Queue, log *slog.Logger) http.Handler {
 // Errors are worded for the client; a *http.MaxBytesError is returned as is.
 //
 // The body is read whole and checked by json.Valid, which does not allocate.
-// Then the object's top level is walked by hand. The json.Decoder token API
-// that this replaced took about eight times as long per 50-byte body (Go
-// benchmark on a 2-core x86-64 machine).
+// Then the object's top level is walked by hand, about eight times faster
+// than the json.Decoder token API on a 50-byte body (Go benchmark on a
+// 2-core x86-64 machine).
 func decodeJobRequest(body io.Reader) (createJobRequest, error) {
 	var req createJobRequest
 	data, err := io.ReadAll(body)
@@ -116,7 +116,7 @@ func decodeJobRequest(body io.Reader) (createJobRequest, error) {
 		return req, errors.New("empty request body; want a JSON object")
 	case !utf8.Valid(data):
 		// encoding/json would accept it and store the bytes as they are,
-		// which makes GET /v1/jobs/{id} answer with invalid JSON.
+		// so GET /v1/jobs/{id} would then respond with invalid JSON.
 		return req, errors.New("invalid request body: not valid UTF-8")
 	case !json.Valid(data):
 		return req, describeInvalidJSON(data)

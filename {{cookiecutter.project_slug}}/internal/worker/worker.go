@@ -139,11 +139,10 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 }
 
 // loop fetches jobs until fetching stops. It requests as many jobs as there
-// are free slots, up to batch. From a remote queue one fetch then brings
-// several jobs, which costs one round trip instead of one per job, and never
-// more jobs than the worker can start at once; each job runs on its own
-// goroutine. From the in-memory queue the loop takes one job at a time and
-// runs it inline.
+// are free slots, up to batch, so it never holds more jobs than the worker
+// can start at once. From a remote queue one round trip then brings several
+// jobs, and each runs on its own goroutine. From the in-memory queue the
+// loop takes one job at a time and runs it inline.
 func (w *Worker) loop(batch int) {
 	failures := 0
 	for {

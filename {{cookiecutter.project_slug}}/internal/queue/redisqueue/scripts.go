@@ -111,6 +111,23 @@ end
 return out
 `)
 
+// unchangedLua is the Lua function that completeScript, retryScript and
+// deadLetterScript share. It returns why the job at key must be left as it
+// is: "done", "failed", "missing", or "unreadable: " and the Redis error when
+// the key holds something other than a hash. It returns nil for a job that
+// is queued or running.
+const unchangedLua = `
+local function unchanged(key)
+  local status = redis.pcall('HGET', key, 'status')
+  if type(status) == 'table' and status.err then
+    return 'unreadable: ' .. status.err
+  end
+  if not status then return 'missing' end
+  if status == 'done' or status == 'failed' then return status end
+  return nil
+end
+`
+
 // completeScript acknowledges a batch of deliveries and marks each one's
 // job done unless the job is already finished, so a job delivered twice is
 // marked done once. The reply has one element per delivery: "ok", or why
@@ -125,17 +142,11 @@ return out
 // KEYS[1] stream, KEYS[2..n] job hashes
 // ARGV[1] group, ARGV[2] now, ARGV[3] retention in seconds,
 // ARGV[4..n+2] entry ids, in the order of the hashes.
-var completeScript = redis.NewScript(`
+var completeScript = redis.NewScript(unchangedLua + `
 local out = {}
 for i = 2, #KEYS do
-  local status = redis.pcall('HGET', KEYS[i], 'status')
-  if type(status) == 'table' and status.err then
-    out[i - 1] = 'unreadable: ' .. status.err
-  elseif not status then
-    out[i - 1] = 'missing'
-  elseif status == 'done' or status == 'failed' then
-    out[i - 1] = status
-  else
+  out[i - 1] = unchanged(KEYS[i])
+  if not out[i - 1] then
     redis.call('HSET', KEYS[i], 'status', 'done', 'error', '', 'updated_at', ARGV[2])
     redis.call('EXPIRE', KEYS[i], ARGV[3])
     out[i - 1] = 'ok'
@@ -155,13 +166,11 @@ return out
 // KEYS[1] stream, KEYS[2] job hash, KEYS[3] delayed set
 // ARGV[1] group, ARGV[2] entry id, ARGV[3] now, ARGV[4] delay in ms,
 // ARGV[5] error, ARGV[6] job id.
-var retryScript = redis.NewScript(`
-local status = redis.pcall('HGET', KEYS[2], 'status')
+var retryScript = redis.NewScript(unchangedLua + `
+local reason = unchanged(KEYS[2])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
-if type(status) == 'table' and status.err then return 'unreadable: ' .. status.err end
-if not status then return 'missing' end
-if status == 'done' or status == 'failed' then return status end
+if reason then return reason end
 redis.call('HSET', KEYS[2], 'status', 'queued', 'error', ARGV[5], 'updated_at', ARGV[3])
 local t = redis.call('TIME')
 local due = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[4])
@@ -176,13 +185,11 @@ return 'ok'
 // KEYS[1] stream, KEYS[2] job hash, KEYS[3] dead-letter stream
 // ARGV[1] group, ARGV[2] entry id, ARGV[3] now, ARGV[4] error,
 // ARGV[5] retention in seconds, ARGV[6] job id, ARGV[7] dead-letter length.
-var deadLetterScript = redis.NewScript(`
-local status = redis.pcall('HGET', KEYS[2], 'status')
+var deadLetterScript = redis.NewScript(unchangedLua + `
+local reason = unchanged(KEYS[2])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
-if type(status) == 'table' and status.err then return 'unreadable: ' .. status.err end
-if not status then return 'missing' end
-if status == 'done' or status == 'failed' then return status end
+if reason then return reason end
 redis.call('HSET', KEYS[2], 'status', 'failed', 'error', ARGV[4], 'updated_at', ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 local f = redis.call('HMGET', KEYS[2], 'type', 'attempts')
